@@ -1,0 +1,187 @@
+"""The host topology model: what a GPU host is made of.
+
+Layer rule: pure data. Frozen dataclasses only; no Nova, no I/O, no CONF.
+Readers in ``nova_gpu_ext.topology`` build these objects; every other layer
+only reads them. Anything unknown is ``None`` (never a made-up default), so
+policies can decide what "unknown" means.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from typing import Iterable, Optional
+
+_PCI_RE = re.compile(
+    r'^(?P<domain>[0-9a-fA-F]{4}):(?P<bus>[0-9a-fA-F]{2}):'
+    r'(?P<slot>[0-9a-fA-F]{2})\.(?P<function>[0-7])$')
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class PCIAddress:
+    """A PCI address such as ``0000:3b:00.0``."""
+
+    domain: int
+    bus: int
+    slot: int
+    function: int
+
+    @classmethod
+    def parse(cls, text: str) -> 'PCIAddress':
+        match = _PCI_RE.match(text.strip())
+        if not match:
+            raise ValueError('not a PCI address: %r' % text)
+        return cls(*(int(match.group(k), 16)
+                     for k in ('domain', 'bus', 'slot', 'function')))
+
+    @property
+    def libvirt_name(self) -> str:
+        """The libvirt node-device name, ``pci_0000_3b_00_0``."""
+        return 'pci_%04x_%02x_%02x_%x' % (
+            self.domain, self.bus, self.slot, self.function)
+
+    def __str__(self) -> str:
+        return '%04x:%02x:%02x.%x' % (
+            self.domain, self.bus, self.slot, self.function)
+
+
+class GPUKind(str, enum.Enum):
+    """How a GPU function is exposed to guests."""
+
+    WHOLE = 'whole'          # a physical GPU passed through as one device
+    PF = 'pf'                # an SR-IOV physical function with VFs
+    VF = 'vf'                # an SR-IOV virtual function
+    MDEV_PARENT = 'mdev'     # a GPU that offers mediated device types
+
+
+VENDOR_NAMES = {
+    0x10de: 'NVIDIA',
+    0x1002: 'AMD',
+    0x8086: 'Intel',
+    0x1af4: 'Red Hat (virtio)',
+    0x1234: 'QEMU',
+    0x1a03: 'ASPEED',
+    0x102b: 'Matrox',
+}
+
+# PCI base class 0x03 (display): 0x0300 VGA, 0x0302 3D, 0x0380 other.
+GPU_PCI_CLASSES = frozenset({0x0300, 0x0302, 0x0380})
+
+
+@dataclasses.dataclass(frozen=True)
+class NUMANode:
+    id: int
+    cpus: frozenset[int]
+    memory_mb: Optional[int]
+    socket: Optional[int]
+    # distances[i] is the distance to the i-th node in node-id order, as the
+    # kernel lists it; empty when unknown.
+    distances: tuple[int, ...] = ()
+    # Free huge pages on this node, keyed by page size in KiB.
+    hugepages_free: tuple[tuple[int, int], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class MdevType:
+    """A mediated device type offered by one parent device."""
+
+    name: str                       # the sysfs type id, e.g. nvidia-35
+    label: Optional[str]            # the human name, e.g. GRID M60-2Q
+    description: Optional[str]
+    device_api: Optional[str]       # vfio-pci, ...
+    available_instances: Optional[int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Mdev:
+    """An existing mediated device."""
+
+    uuid: str
+    type_name: Optional[str]
+    parent: PCIAddress
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderNode:
+    """A DRM node: ``/dev/dri/renderD128`` (render) or ``card0``."""
+
+    name: str                        # renderD128
+    path: str                        # /dev/dri/renderD128
+    pci_address: Optional[PCIAddress]  # None for virtual (vgem) nodes
+    numa_node: Optional[int]
+    driver: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class GPU:
+    """One PCI display-class function (a GPU, a PF or a VF)."""
+
+    address: PCIAddress
+    vendor_id: int
+    device_id: int
+    pci_class: int
+    kind: GPUKind
+    numa_node: Optional[int]            # None: unknown (numa_node = -1)
+    socket: Optional[int]
+    local_cpus: frozenset[int] = frozenset()
+    iommu_group: Optional[int] = None
+    # Other functions in the same IOMMU group (they move with the GPU).
+    iommu_peers: tuple[PCIAddress, ...] = ()
+    driver: Optional[str] = None
+    link_speed: Optional[str] = None    # e.g. "16.0 GT/s PCIe"
+    link_width: Optional[int] = None
+    physfn: Optional[PCIAddress] = None          # set on VFs
+    vfs: tuple[PCIAddress, ...] = ()             # set on PFs
+    sriov_totalvfs: Optional[int] = None
+    sriov_numvfs: Optional[int] = None
+    mdev_types: tuple[MdevType, ...] = ()
+    mdevs: tuple[Mdev, ...] = ()
+    render_node: Optional[str] = None            # /dev/dri/renderD128
+    card_node: Optional[str] = None              # /dev/dri/card0
+
+    @property
+    def vendor_name(self) -> str:
+        return VENDOR_NAMES.get(self.vendor_id, '0x%04x' % self.vendor_id)
+
+
+@dataclasses.dataclass(frozen=True)
+class HostTopology:
+    """Everything nova-gpu-ext knows about one host."""
+
+    numa_nodes: tuple[NUMANode, ...]
+    gpus: tuple[GPU, ...]
+    render_nodes: tuple[RenderNode, ...] = ()
+    # One line per fact that could not be read; shown by the CLI.
+    warnings: tuple[str, ...] = ()
+
+    def gpu(self, address: PCIAddress | str) -> Optional[GPU]:
+        if isinstance(address, str):
+            address = PCIAddress.parse(address)
+        for gpu in self.gpus:
+            if gpu.address == address:
+                return gpu
+        return None
+
+    def node(self, node_id: int) -> Optional[NUMANode]:
+        for node in self.numa_nodes:
+            if node.id == node_id:
+                return node
+        return None
+
+    def physical_gpus(self) -> tuple[GPU, ...]:
+        """GPUs a tenant can be placed on: everything but VFs."""
+        return tuple(g for g in self.gpus if g.kind is not GPUKind.VF)
+
+    def socket_of(self, node_id: Optional[int]) -> Optional[int]:
+        if node_id is None:
+            return None
+        node = self.node(node_id)
+        return node.socket if node else None
+
+    def render_nodes_on(self, node_id: int) -> tuple[RenderNode, ...]:
+        return tuple(r for r in self.render_nodes if r.numa_node == node_id)
+
+
+def sorted_gpus(gpus: Iterable[GPU]) -> tuple[GPU, ...]:
+    return tuple(sorted(gpus, key=lambda g: g.address))

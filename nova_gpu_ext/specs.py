@@ -1,0 +1,297 @@
+"""The ``gpu:`` flavor extra-spec table and its one parser.
+
+Layer rule: pure core. No Nova, no I/O, no CONF. The API validators
+(``nova_gpu_ext.api.extra_specs``), the scheduler filters and weighers, the
+driver and the CLI all read flavor extra specs through :func:`parse`, so they
+can never disagree about what a flavor asks for. Option defaults come in as
+arguments (``defaults``), never from CONF.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any, Callable, Mapping, Optional
+
+PREFIX = 'gpu:'
+
+NUMA_POLICIES = ('required', 'socket', 'preferred', 'legacy')
+RENDER_NODE_MODES = ('numa-local', 'none')
+DISPLAY_MODES = ('egl-headless', 'spice-gl', 'none')
+PLACEMENTS = ('pack', 'spread')
+
+_TRUE = ('1', 't', 'true', 'on', 'y', 'yes')
+_FALSE = ('0', 'f', 'false', 'off', 'n', 'no')
+
+
+class InvalidExtraSpec(ValueError):
+    """A ``gpu:`` extra spec is unknown or has a bad value.
+
+    The message always names the key and what it accepts.
+    """
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecKey:
+    """One row of the spec table."""
+
+    name: str                     # without the prefix; may hold {param}
+    description: str
+    type: type                    # str, int or bool
+    enum: tuple[str, ...] = ()
+    min: Optional[int] = None
+    max: Optional[int] = None
+    # For parameterised keys: name -> regex of the parameter.
+    parameters: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def key(self) -> str:
+        return PREFIX + self.name
+
+    @property
+    def key_regex(self) -> str:
+        regex = re.escape(self.key)
+        for pname, pattern in self.parameters:
+            regex = regex.replace(re.escape('{%s}' % pname),
+                                  '(?P<%s>%s)' % (pname, pattern))
+        return regex
+
+    def allowed(self) -> str:
+        """Human text of the allowed values, for error messages and docs."""
+        if self.enum:
+            return 'one of: %s' % ', '.join(self.enum)
+        if self.type is bool:
+            return 'a boolean (true or false)'
+        if self.type is int:
+            lo = '' if self.min is None else ' >= %d' % self.min
+            hi = '' if self.max is None else ' <= %d' % self.max
+            sep = ' and' if lo and hi else ''
+            return 'an integer%s%s%s' % (lo, sep, hi)
+        return 'a string'
+
+    def coerce(self, value: str) -> Any:
+        """Return the typed value or raise InvalidExtraSpec."""
+        text = str(value).strip()
+        if self.type is bool:
+            if text.lower() in _TRUE:
+                return True
+            if text.lower() in _FALSE:
+                return False
+        elif self.type is int:
+            try:
+                number = int(text)
+            except ValueError:
+                number = None
+            if number is not None and (
+                    (self.min is None or number >= self.min) and
+                    (self.max is None or number <= self.max)):
+                return number
+        elif not self.enum or text in self.enum:
+            return text
+        raise InvalidExtraSpec(
+            "Invalid value %r for extra spec '%s': expected %s." % (
+                value, self.key, self.allowed()))
+
+
+# Tweak names are defined by the domain tweak plugins; the key accepts any
+# well-formed name and the driver reports unknown ones.
+TWEAK_NAME_PATTERN = r'[a-z][a-z0-9_]{0,63}'
+
+SPEC_TABLE: tuple[SpecKey, ...] = (
+    SpecKey(
+        name='enabled',
+        description=(
+            'Opt this flavor in or out of every nova-gpu-ext change. With '
+            'false, servers of this flavor get exactly the upstream libvirt '
+            'driver behaviour and domain XML.'),
+        type=bool),
+    SpecKey(
+        name='numa_affinity_policy',
+        description=(
+            "How strictly the guest's vCPUs and memory must share a NUMA "
+            'node with its GPU (whole GPU, SR-IOV VF or mdev vGPU): '
+            '`required` same node or no placement; `socket` same socket; '
+            '`preferred` same node when possible; `legacy` as Nova does for '
+            'PCI devices (same node when the device reports one). The words '
+            'of hw:pci_numa_affinity_policy.'),
+        type=str, enum=NUMA_POLICIES),
+    SpecKey(
+        name='render_node',
+        description=(
+            'Bind a host DRM render node (/dev/dri/renderD*) for host-GPU '
+            'rendering (virgl): `numa-local` picks one on the NUMA node of '
+            'the guest; `none` binds none.'),
+        type=str, enum=RENDER_NODE_MODES),
+    SpecKey(
+        name='display',
+        description=(
+            'Display of a host-GPU-rendered guest: `egl-headless` (no '
+            'client display), `spice-gl` (SPICE with GL) or `none`.'),
+        type=str, enum=DISPLAY_MODES),
+    SpecKey(
+        name='placement',
+        description=(
+            'Which physical GPU supplies a shared GPU (VF or mdev): `pack` '
+            'fills one physical GPU before the next, keeping whole GPUs free; '
+            '`spread` uses the least loaded physical GPU.'),
+        type=str, enum=PLACEMENTS),
+    SpecKey(
+        name='min_share_percent',
+        description=(
+            'Smallest share of a time-sliced physical GPU this guest '
+            'accepts, in percent; a physical GPU with too many tenants for it '
+            'is not chosen.'),
+        type=int, min=1, max=100),
+    SpecKey(
+        name='fast_boot',
+        description=(
+            'Apply the fast-boot domain XML tweaks to this flavor. GPU '
+            'flavors get them by default; set false to opt out, or true to '
+            'opt a GPU-less flavor in.'),
+        type=bool),
+    SpecKey(
+        name='tweak:{name}',
+        description=(
+            'Switch one domain XML tweak on or off for this flavor, by its '
+            'name (see `nova-gpu-ext tweaks`).'),
+        type=bool, parameters=(('name', TWEAK_NAME_PATTERN),)),
+)
+
+
+def find_key(key: str) -> tuple[SpecKey, dict[str, str]]:
+    """Return the table row for a ``gpu:`` key and its parameters."""
+    for row in SPEC_TABLE:
+        match = re.fullmatch(row.key_regex, key)
+        if match:
+            return row, match.groupdict()
+    known = ', '.join(row.key for row in SPEC_TABLE)
+    raise InvalidExtraSpec(
+        "Unknown extra spec '%s' in the %s namespace; known keys: %s." % (
+            key, PREFIX.rstrip(':'), known))
+
+
+def validate(key: str, value: str) -> Any:
+    """Validate one ``gpu:`` extra spec; return its typed value."""
+    row, _params = find_key(key)
+    return row.coerce(value)
+
+
+# -- what a flavor asks for --------------------------------------------------
+
+_VGPU_RE = re.compile(r'^resources[a-zA-Z0-9_-]*:VGPU$')
+_CUSTOM_RC_RE = re.compile(r'^resources[a-zA-Z0-9_-]*:(CUSTOM_[A-Z0-9_]+)$')
+
+
+@dataclasses.dataclass(frozen=True)
+class GPURequest:
+    """What one flavor asks of nova-gpu-ext, parsed from its extra specs.
+
+    ``None`` means the flavor did not say; the caller applies its option
+    default. Device counts come from Nova's own extra specs.
+    """
+
+    enabled: bool = True
+    numa_affinity_policy: Optional[str] = None
+    render_node: Optional[str] = None
+    display: Optional[str] = None
+    placement: Optional[str] = None
+    min_share_percent: Optional[int] = None
+    fast_boot: Optional[bool] = None
+    tweaks: tuple[tuple[str, bool], ...] = ()
+    vgpus: int = 0
+    pci_aliases: tuple[tuple[str, int], ...] = ()
+    custom_resources: tuple[tuple[str, int], ...] = ()
+    # The gpu: keys the flavor set (for "does it need our driver?").
+    gpu_keys: tuple[str, ...] = ()
+
+    @property
+    def wants_devices(self) -> bool:
+        """Does the flavor ask for a GPU-like device (vGPU or PCI)?"""
+        return bool(self.vgpus or self.pci_aliases or self.custom_resources)
+
+    @property
+    def wants_render_node(self) -> bool:
+        return self.render_node == 'numa-local'
+
+    @property
+    def is_gpu_guest(self) -> bool:
+        """A guest nova-gpu-ext improves by default."""
+        return self.enabled and (self.wants_devices or self.wants_render_node)
+
+    def tweak(self, name: str) -> Optional[bool]:
+        """The flavor's switch for one tweak, or None when not set."""
+        return dict(self.tweaks).get(name)
+
+
+_FIELDS = {
+    'enabled', 'numa_affinity_policy', 'render_node', 'display', 'placement',
+    'min_share_percent', 'fast_boot',
+}
+
+
+def parse_pci_alias(value: str) -> tuple[tuple[str, int], ...]:
+    """``"a1:2, a2"`` -> ``(("a1", 2), ("a2", 1))`` as Nova reads it."""
+    out = []
+    for item in value.split(','):
+        item = item.strip()
+        if not item:
+            continue
+        name, _, count = item.partition(':')
+        try:
+            out.append((name.strip(), int(count) if count else 1))
+        except ValueError:
+            raise InvalidExtraSpec(
+                "Invalid value %r for extra spec 'pci_passthrough:alias': "
+                "expected alias[:count][,alias[:count]...]." % value)
+    return tuple(out)
+
+
+def parse(extra_specs: Mapping[str, str],
+          on_error: Optional[Callable[[InvalidExtraSpec], None]] = None,
+          ) -> GPURequest:
+    """Parse a flavor's extra specs into a :class:`GPURequest`.
+
+    Invalid ``gpu:`` entries raise :class:`InvalidExtraSpec`, unless
+    ``on_error`` is given: then each error is passed to it and the entry is
+    ignored (used by services that must never fail on a flavor that slipped
+    past the API, e.g. created before an older microversion).
+    """
+    values: dict[str, Any] = {}
+    tweaks: dict[str, bool] = {}
+    gpu_keys = []
+    vgpus = 0
+    aliases: tuple[tuple[str, int], ...] = ()
+    customs = []
+    for key, value in sorted((extra_specs or {}).items()):
+        try:
+            if key.startswith(PREFIX):
+                row, params = find_key(key)
+                typed = row.coerce(value)
+                gpu_keys.append(key)
+                if 'name' in params:
+                    tweaks[params['name']] = typed
+                else:
+                    values[row.name] = typed
+            elif _VGPU_RE.match(key):
+                vgpus += int(value)
+            elif key == 'pci_passthrough:alias':
+                aliases = parse_pci_alias(value)
+            else:
+                match = _CUSTOM_RC_RE.match(key)
+                if match:
+                    customs.append((match.group(1), int(value)))
+        except (InvalidExtraSpec, ValueError) as exc:
+            if not isinstance(exc, InvalidExtraSpec):
+                exc = InvalidExtraSpec(
+                    'Invalid value %r for extra spec %r.' % (value, key))
+            if on_error is None:
+                raise exc
+            on_error(exc)
+    assert set(values) <= _FIELDS
+    return GPURequest(
+        tweaks=tuple(sorted(tweaks.items())),
+        vgpus=vgpus,
+        pci_aliases=aliases,
+        custom_resources=tuple(customs),
+        gpu_keys=tuple(gpu_keys),
+        **values)
