@@ -49,4 +49,30 @@ def list_opts():
     return [(group, opts) for group, opts in groups.values()]
 
 
+def _get(conf, name, default):
+    try:
+        return getattr(conf.gpu_ext, name)
+    except (cfg.NoSuchOptError, AttributeError):
+        return default
+
+
+def enabled_tweak_names(conf=CONF):
+    """Names of the tweaks the operator allows; None means all."""
+    names = _get(conf, 'enabled_tweaks', None)
+    return None if names is None else set(names)
+
+
+def fast_boot_default(conf=CONF):
+    return _get(conf, 'fast_boot_default', True)
+
+
+def tweak_settings(conf=CONF):
+    """Every [gpu_ext] option value by name, for the tweaks to read."""
+    out = {}
+    for _group, opts in list_opts():
+        for opt in opts:
+            out[opt.dest] = _get(conf, opt.dest, opt.default)
+    return out
+
+
 register_opts(CONF)

@@ -1,0 +1,55 @@
+"""nova-gpu-ext scheduler weighers.
+
+Layer rule: adapter. Weighers read the same request and host facts as the
+filters; higher weights win, and Nova normalises each weigher's values over
+the candidate hosts before applying the multiplier.
+
+Enable with, in nova.conf::
+
+    [filter_scheduler]
+    weight_classes = nova.scheduler.weights.all_weighers
+    weight_classes = nova_gpu_ext.scheduler.weighers.GPUHostAvoidanceWeigher
+"""
+
+from nova.scheduler import utils as scheduler_utils
+from nova.scheduler import weights
+from oslo_log import log as logging
+
+from nova_gpu_ext import conf as gpu_conf
+from nova_gpu_ext.scheduler import request as sched_request
+
+LOG = logging.getLogger(__name__)
+CONF = gpu_conf.CONF
+
+
+def physical_gpu_count(summary):
+    return sum(1 for gpu in (summary or {}).get('gpus', ())
+               if gpu.get('kind') != 'vf')
+
+
+class GPUHostAvoidanceWeigher(weights.BaseHostWeigher):
+    """Keep GPU hosts free for GPU work.
+
+    A request that asks for no GPU (no vGPU, no PCI alias, no render node)
+    weighs a host by minus its number of physical GPUs, so CPU-only guests
+    land on CPU-only hosts first. GPU requests get the same weight on every
+    host (this weigher stays out of their way). Upstream's ``PCIWeigher``
+    does the same for PCI passthrough hosts only; this one also sees vGPU
+    and render-node hosts. The multiplier can be overridden per aggregate
+    with ``gpu_host_avoidance_weight_multiplier`` metadata.
+    """
+
+    def weight_multiplier(self, host_state):
+        return scheduler_utils.get_weight_multiplier(
+            host_state, 'gpu_host_avoidance_weight_multiplier',
+            CONF.gpu_ext.gpu_host_avoidance_weight_multiplier)
+
+    def _weigh_object(self, host_state, request_spec):
+        if not CONF.gpu_ext.enabled:
+            return 0.0
+        request = sched_request.gpu_request(request_spec)
+        if not request.enabled or request.wants_devices or \
+                request.wants_render_node:
+            return 0.0
+        return -float(physical_gpu_count(
+            sched_request.host_summary(host_state)))

@@ -1,0 +1,159 @@
+"""``GPULibvirtDriver``: Nova's libvirt driver with GPU awareness.
+
+Layer rule: thin adapter. This class overrides as few (private) hooks of
+``LibvirtDriver`` as it can; it asks the pure core for decisions and applies
+them through the domain tweak plugins. The drop-in rule holds everywhere:
+for a guest that asks for no GPU, or with ``[gpu_ext] enabled = false``, or
+a flavor with ``gpu:enabled=false``, every method returns exactly what the
+upstream driver returns.
+
+Hooks used (all checked against the tested Nova range):
+
+* ``_get_guest_config``: upstream builds the guest config, then the selected
+  tweaks change it.
+* ``get_available_resource``: adds a compact host summary to the compute
+  node ``stats`` (``gpu_ext``), which the scheduler reads as
+  ``HostState.stats``.
+* ``update_provider_tree``: tags the compute node provider with
+  ``CUSTOM_GPU_EXT`` and each physical GPU provider with its NUMA node and
+  socket traits.
+"""
+
+import collections
+import copy
+import json
+
+from nova.virt.libvirt import driver as libvirt_driver
+from oslo_log import log as logging
+
+from nova_gpu_ext import conf as gpu_conf
+from nova_gpu_ext import host_facts
+from nova_gpu_ext import specs
+from nova_gpu_ext.virt import tweaks
+
+LOG = logging.getLogger(__name__)
+CONF = gpu_conf.CONF
+
+#: Trait on the compute node provider of every host that runs this driver.
+DRIVER_TRAIT = 'CUSTOM_GPU_EXT'
+#: Key of the host summary in ComputeNode.stats.
+STATS_KEY = host_facts.STATS_KEY
+
+
+class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
+    """The libvirt driver, with nova-gpu-ext's GPU placement and tweaks."""
+
+    def __init__(self, virtapi, read_only=False):
+        super().__init__(virtapi, read_only=read_only)
+        self._gpu_topology = None
+        # Read once, like every option a service reads at start.
+        # What the tweaks changed, per instance UUID, for the CLI and tests;
+        # bounded so a long-running compute does not grow.
+        self.guest_changes = collections.OrderedDict()
+        self._sysfs_root = CONF.gpu_ext.sysfs_root
+        self._dev_root = CONF.gpu_ext.dev_root
+
+    # -- host facts ---------------------------------------------------------
+
+    def _refresh_gpu_topology(self):
+        """Discover the host again; never raises into nova-compute."""
+        self._gpu_topology = host_facts.discover(
+            self._sysfs_root, self._dev_root, previous=self._gpu_topology)
+        return self._gpu_topology
+
+    @property
+    def gpu_topology(self):
+        if self._gpu_topology is None:
+            self._refresh_gpu_topology()
+        return self._gpu_topology
+
+    def init_host(self, host):
+        super().init_host(host)
+        topology = self._refresh_gpu_topology()
+        LOG.info('nova-gpu-ext: %d GPU function(s), %d NUMA node(s), %d '
+                 'render node(s) under %s', len(topology.gpus),
+                 len(topology.numa_nodes), len(topology.render_nodes),
+                 self._sysfs_root)
+
+    def get_available_resource(self, nodename):
+        data = super().get_available_resource(nodename)
+        if CONF.gpu_ext.enabled:
+            topology = self._refresh_gpu_topology()
+            data.setdefault('stats', {})[STATS_KEY] = json.dumps(
+                host_facts.host_summary(topology), sort_keys=True,
+                separators=(',', ':'))
+        return data
+
+    def update_provider_tree(self, provider_tree, nodename, allocations=None):
+        super().update_provider_tree(
+            provider_tree, nodename, allocations=allocations)
+        if not CONF.gpu_ext.enabled:
+            provider_tree.remove_traits(nodename, DRIVER_TRAIT)
+            return
+        provider_tree.add_traits(nodename, DRIVER_TRAIT)
+        topology = self.gpu_topology
+        for rp_name, traits in host_facts.provider_traits(
+                topology, nodename).items():
+            if provider_tree.exists(rp_name):
+                stale = {t for t in provider_tree.data(rp_name).traits
+                         if t.startswith(host_facts.TRAIT_PREFIX)}
+                provider_tree.remove_traits(rp_name, *(stale - traits))
+                provider_tree.add_traits(rp_name, *traits)
+        # Upstream keeps a private copy for spawn(); keep it in step.
+        self.provider_tree = copy.deepcopy(provider_tree)
+
+    # -- guest config -------------------------------------------------------
+
+    def gpu_request(self, instance):
+        """The flavor's ``gpu:`` request; bad entries are logged, ignored."""
+        flavor = instance.flavor
+        return specs.parse(
+            flavor.extra_specs if flavor else {},
+            on_error=lambda exc: LOG.warning(
+                'Ignoring invalid flavor extra spec: %s', exc,
+                instance=instance))
+
+    def _get_guest_config(self, instance, network_info, image_meta,
+                          disk_info, *args, **kwargs):
+        guest = super()._get_guest_config(
+            instance, network_info, image_meta, disk_info, *args, **kwargs)
+        if not CONF.gpu_ext.enabled:
+            return guest
+        request = self.gpu_request(instance)
+        if not request.enabled:
+            return guest
+        ctx = tweaks.TweakContext(
+            instance=instance,
+            request=request,
+            libvirt_version=self._host.get_connection().getLibVersion(),
+            qemu_version=self._host.get_connection().getVersion(),
+            host=self.gpu_topology,
+            settings=gpu_conf.tweak_settings(CONF),
+            image_meta=image_meta,
+            flavor=instance.flavor,
+        )
+        self.apply_tweaks(guest, ctx)
+        return guest
+
+    def apply_tweaks(self, guest, ctx):
+        """Apply the selected tweaks; return the lines saying what changed."""
+        available = tweaks.load_tweaks()
+        enabled_names = gpu_conf.enabled_tweak_names(CONF)
+        changes = []
+        for tweak in tweaks.select(
+                available, ctx, enabled_names,
+                fast_boot_default=gpu_conf.fast_boot_default(CONF)):
+            why_not = tweak.supported(ctx)
+            if why_not:
+                LOG.info('Domain tweak %s skipped: %s', tweak.name, why_not,
+                         instance=ctx.instance)
+                continue
+            for line in tweak.apply(guest, ctx) or ():
+                changes.append('%s: %s' % (tweak.name, line))
+        for line in changes:
+            LOG.info('nova-gpu-ext changed the domain: %s', line,
+                     instance=ctx.instance)
+        self.guest_changes[ctx.instance.uuid] = changes
+        while len(self.guest_changes) > 256:
+            self.guest_changes.popitem(last=False)
+        return changes

@@ -1,0 +1,95 @@
+"""Drop-in rule: our driver defines upstream's XML unless it has a reason.
+
+Two computes with identical fake hardware run in the same harness, one with
+upstream ``LibvirtDriver`` and one with ``GPULibvirtDriver``; the same flavor
+is booted on each and the defined domain XML is compared. Guests without a
+GPU must be identical with nova-gpu-ext enabled; every guest must be
+identical with ``[gpu_ext] enabled = false``.
+"""
+
+import difflib
+
+from nova.tests.fixtures import libvirt as fakelibvirt
+from oslo_serialization import jsonutils
+
+from tests.functional import base
+from nova_gpu_ext.sim import xmlnorm
+
+PCI_ALIAS = 'gpu1'
+
+FLAVORS = {
+    'plain': {},
+    'numa': {'hw:numa_nodes': '2'},
+    'hugepages': {'hw:mem_page_size': 'large'},
+    'pinned': {'hw:cpu_policy': 'dedicated', 'hw:numa_nodes': '1'},
+    'pci_alias': {'pci_passthrough:alias': '%s:1' % PCI_ALIAS},
+    'vgpu': {'resources:VGPU': '1'},
+}
+GPU_FLAVORS = {'pci_alias', 'vgpu'}
+
+
+class XMLParityTest(base.GPUExtTestBase):
+
+    ADDITIONAL_FILTERS = base.GPUExtTestBase.ADDITIONAL_FILTERS + [
+        'NUMATopologyFilter', 'PciPassthroughFilter']
+
+    def setUp(self):
+        super().setUp()
+        self.flags(
+            device_spec=[jsonutils.dumps({
+                'vendor_id': fakelibvirt.PCI_VEND_ID,
+                'product_id': fakelibvirt.PCI_PROD_ID})],
+            alias=[jsonutils.dumps({
+                'vendor_id': fakelibvirt.PCI_VEND_ID,
+                'product_id': fakelibvirt.PCI_PROD_ID,
+                'name': PCI_ALIAS})],
+            group='pci')
+        self.flags(enabled_mdev_types=fakelibvirt.NVIDIA_11_VGPU_TYPE,
+                   group='devices')
+        self.flags(cpu_dedicated_set='4-7', cpu_shared_set='0-3',
+                   group='compute')
+        for name, driver in (('upstream', base.UPSTREAM_DRIVER),
+                             ('ours', base.OUR_DRIVER)):
+            self.start_compute(
+                name, driver=driver,
+                host_info=fakelibvirt.HostInfo(
+                    cpu_nodes=2, cpu_sockets=1, cpu_cores=2, cpu_threads=2,
+                    kB_mem=16 * 1024 * 1024, mempages={
+                        0: fakelibvirt.create_mempages(
+                            [(4, 1024 * 1024), (2048, 1024)]),
+                        1: fakelibvirt.create_mempages(
+                            [(4, 1024 * 1024), (2048, 1024)])}),
+                pci_info=fakelibvirt.HostPCIDevicesInfo(
+                    num_pci=2, num_pfs=0, num_vfs=0, num_mdevcap=2),
+                libvirt_version=self.FAKE_LIBVIRT_VERSION,
+                qemu_version=self.FAKE_QEMU_VERSION)
+
+    def _xml_on(self, host, flavor_id):
+        server = self._create_server(
+            flavor_id=flavor_id, host=host, networks='none',
+            expected_state='ACTIVE')
+        return xmlnorm.normalize(self.domain_xml(server), [server['id']])
+
+    def _assert_parity(self, name):
+        flavor_id = self._create_flavor(
+            name=name, memory_mb=1024, vcpu=2, extra_spec=FLAVORS[name])
+        upstream = self._xml_on('upstream', flavor_id)
+        ours = self._xml_on('ours', flavor_id)
+        diff = '\n'.join(difflib.unified_diff(
+            upstream.splitlines(), ours.splitlines(), 'upstream', 'ours',
+            lineterm=''))
+        self.assertEqual(upstream, ours, 'XML differs for %s:\n%s' % (
+            name, diff))
+
+    def _parity_with(self, enabled):
+        self.flags(enabled=enabled, group='gpu_ext')
+        names = FLAVORS if not enabled else set(FLAVORS) - GPU_FLAVORS
+        for name in sorted(names):
+            with self.subTest(flavor=name):
+                self._assert_parity(name)
+
+    def test_parity_for_guests_without_gpu(self):
+        self._parity_with(enabled=True)
+
+    def test_parity_for_every_guest_when_switched_off(self):
+        self._parity_with(enabled=False)
