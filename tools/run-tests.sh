@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The project's test command (README: "Run the tests"): unit tests, Nova's
+# functional harness in both threading modes, style checks, and, where real
+# libvirt/QEMU are installed, the boot tier.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PBR_VERSION="${PBR_VERSION:-0.1.0}"
+envs="py3,functional,functional-native,pep8"
+if [ -f tox.ini ] && grep -q '^\[testenv:e2e\]' tox.ini; then
+    envs="$envs,e2e"
+fi
+exec tox -e "$envs" -- "$@"
