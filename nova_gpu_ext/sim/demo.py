@@ -94,45 +94,57 @@ class DemoScenario(harness.GPUExtTestBase):
         samplehost.configure(self)
 
     def runTest(self):
-        hosts = samplehost.start_hosts(
-            self, with_upstream_twin=self.with_upstream_twin)
+        samplehost.start_hosts(self)
+        flavors = {}
         for name, extra_specs, what in DEMO_FLAVORS:
-            flavor_id = self._create_flavor(
+            flavors[name] = self._create_flavor(
                 name=name, memory_mb=2048, vcpu=2, extra_spec=extra_specs)
-            start = time.monotonic()
-            server = self._create_server(
-                name='demo-' + name, flavor_id=flavor_id, networks='none',
-                expected_state=None)
-            server = self._wait_for_state_change(server, 'ACTIVE') \
-                if server['status'] != 'ERROR' else server
-            if server['status'] != 'ACTIVE':
-                server = self._wait_for_state_change(server, 'ERROR')
-            elapsed = time.monotonic() - start
-            host = server.get('OS-EXT-SRV-ATTR:host') or '-'
-            xml = self.defined_xml.get(server['id'], '')
-            changes = []
-            if host in self.computes:
-                changes = self.computes[host].driver.guest_changes.get(
-                    server['id'], [])
-            RESULT.rows.append({
-                'flavor': name,
-                'what': what,
-                'status': server['status'],
-                'host': host,
-                'numa': guest_numa_nodes(xml) if xml else '-',
-                'devices': guest_devices(xml) if xml else '-',
-                'changes': changes,
-                'fault': (server.get('fault') or {}).get('message', ''),
-                'seconds': elapsed,
-            })
-            if xml:
-                RESULT.xml[name + '.ours'] = xml
-            if self.with_upstream_twin and hosts.get('upstream'):
-                twin = self._create_server(
+            RESULT.rows.append(self._boot(name, flavors[name], what))
+        if self.with_upstream_twin:
+            # Started last, so the scheduler never chose it above.
+            twin = samplehost.start_upstream_twin(self)
+            for name, flavor_id in flavors.items():
+                server = self._create_server(
                     name='twin-' + name, flavor_id=flavor_id,
-                    networks='none', host=hosts['upstream'],
-                    expected_state='ACTIVE')
-                RESULT.xml[name + '.upstream'] = self.defined_xml[twin['id']]
+                    networks='none', host=twin, expected_state='ACTIVE')
+                RESULT.xml[name + '.upstream'] = self.defined_xml[
+                    server['id']]
+
+    def _boot(self, name, flavor_id, what):
+        start = time.monotonic()
+        server = self._create_server(
+            name='demo-' + name, flavor_id=flavor_id, networks='none',
+            expected_state=None)
+        server = self._wait_until_settled(server)
+        elapsed = time.monotonic() - start
+        host = server.get('OS-EXT-SRV-ATTR:host') or '-'
+        xml = self.defined_xml.get(server['id'], '')
+        changes = []
+        if host in self.computes:
+            changes = self.computes[host].driver.guest_changes.get(
+                server['id'], [])
+        if xml:
+            RESULT.xml[name + '.ours'] = xml
+        return {
+            'flavor': name,
+            'what': what,
+            'status': server['status'],
+            'host': host,
+            'numa': guest_numa_nodes(xml) if xml else '-',
+            'devices': guest_devices(xml) if xml else '-',
+            'changes': changes,
+            'fault': (server.get('fault') or {}).get('message', ''),
+            'seconds': elapsed,
+        }
+
+    def _wait_until_settled(self, server, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            server = self.api.get_server(server['id'])
+            if server['status'] in ('ACTIVE', 'ERROR') or \
+                    time.monotonic() > deadline:
+                return server
+            time.sleep(0.05)
 
 
 def print_table(rows, out):

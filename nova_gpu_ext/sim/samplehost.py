@@ -1,0 +1,133 @@
+"""The built-in sample GPU host of the demo and the functional tests.
+
+Layer rule: simulation. One description drives both views of the host, so
+they cannot disagree: Nova's fakelibvirt (what libvirt reports: NUMA cells,
+PCI devices, mdev-capable GPUs) and a fake sysfs tree (what nova-gpu-ext's
+discovery reads: NUMA nodes, sockets, GPUs, render nodes).
+
+The host: 2 sockets, one NUMA node each, 6 CPUs and 16 GiB per node;
+on each node one NVIDIA GPU offering vGPU (mdev) types and one NVIDIA GPU
+for whole passthrough, and a DRM render node per passthrough GPU.
+"""
+
+import dataclasses
+
+from oslo_serialization import jsonutils
+
+DESCRIPTION = ('2 sockets / 2 NUMA nodes, per node: 1 vGPU-capable GPU '
+               '(mdev), 1 passthrough GPU with a render node')
+
+GPU_VENDOR = '10de'
+PASSTHROUGH_PRODUCT = '1eb8'       # Tesla T4
+VGPU_PRODUCT = '13f2'              # Tesla M60
+GPU_ALIAS = 'nvidia-t4'
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleGPU:
+    bus: int
+    slot: int
+    numa_node: int
+    mdev: bool
+    render_node: str = ''
+
+    @property
+    def address(self):
+        return '0000:%02x:%02x.0' % (self.bus, self.slot)
+
+
+GPUS = (
+    SampleGPU(bus=0x81, slot=0, numa_node=0, mdev=True),
+    SampleGPU(bus=0x81, slot=1, numa_node=1, mdev=True),
+    SampleGPU(bus=0x3b, slot=0, numa_node=0, mdev=False,
+              render_node='renderD128'),
+    SampleGPU(bus=0xd8, slot=0, numa_node=1, mdev=False,
+              render_node='renderD129'),
+)
+
+NODES = 2
+CPUS_PER_NODE = 6
+MEMORY_MB_PER_NODE = 16384
+
+
+def host_info():
+    from nova.tests.fixtures import libvirt as fakelibvirt
+    return fakelibvirt.HostInfo(
+        cpu_nodes=NODES, cpu_sockets=1, cpu_cores=CPUS_PER_NODE // 2,
+        cpu_threads=2, kB_mem=NODES * MEMORY_MB_PER_NODE * 1024)
+
+
+def pci_info(gpus=GPUS):
+    """fakelibvirt's view of the GPUs."""
+    from nova.tests.fixtures import libvirt as fakelibvirt
+    info = fakelibvirt.HostPCIDevicesInfo(num_pci=0, num_pfs=0, num_vfs=0)
+    for i, gpu in enumerate(gpus):
+        info.add_device(
+            dev_type='MDEV_TYPES' if gpu.mdev else 'PCI',
+            bus=gpu.bus, slot=gpu.slot, function=0, iommu_group=40 + i,
+            numa_node=gpu.numa_node, vend_id=GPU_VENDOR,
+            vend_name='NVIDIA Corporation',
+            prod_id=VGPU_PRODUCT if gpu.mdev else PASSTHROUGH_PRODUCT,
+            prod_name='Tesla M60' if gpu.mdev else 'Tesla T4',
+            driver_name='nvidia' if gpu.mdev else 'vfio-pci')
+    return info
+
+
+def write_sysfs(root, gpus=GPUS):
+    """The same host as a fake sysfs tree under ``root``."""
+    from nova_gpu_ext.topology import fake_sysfs
+    fake_sysfs.build_from_description(
+        root,
+        nodes=[dict(id=n, socket=n,
+                    cpus=list(range(n * CPUS_PER_NODE,
+                                    (n + 1) * CPUS_PER_NODE)),
+                    memory_mb=MEMORY_MB_PER_NODE)
+               for n in range(NODES)],
+        gpus=[dict(address=g.address, vendor=GPU_VENDOR,
+                   device=VGPU_PRODUCT if g.mdev else PASSTHROUGH_PRODUCT,
+                   numa_node=g.numa_node,
+                   driver='nvidia' if g.mdev else 'vfio-pci',
+                   mdev_types=({'nvidia-11': 16} if g.mdev else {}),
+                   render_node=g.render_node or None)
+              for g in gpus])
+
+
+def configure(test):
+    """Nova options for the sample host: PCI alias, vGPU type."""
+    from nova.tests.fixtures import libvirt as fakelibvirt
+    spec = {'vendor_id': GPU_VENDOR, 'product_id': PASSTHROUGH_PRODUCT}
+    test.flags(device_spec=[jsonutils.dumps(spec)],
+               alias=[jsonutils.dumps(dict(spec, name=GPU_ALIAS))],
+               group='pci')
+    test.flags(enabled_mdev_types=fakelibvirt.NVIDIA_11_VGPU_TYPE,
+               group='devices')
+
+
+def start_hosts(test, cpu_host=True):
+    """Start the sample GPU host and a CPU-only host, both ours.
+
+    Returns a dict role -> hostname.
+    """
+    hosts = {}
+    test.sysfs_root = test.build_sysfs(None)
+    write_sysfs(test.sysfs_root)
+    test.flags(sysfs_root=test.sysfs_root, group='gpu_ext')
+    hosts['gpu'] = test.start_compute(
+        'gpu-host-1', host_info=host_info(), pci_info=pci_info(),
+        libvirt_version=test.FAKE_LIBVIRT_VERSION,
+        qemu_version=test.FAKE_QEMU_VERSION)
+    if cpu_host:
+        test.flags(sysfs_root=test.build_sysfs(None), group='gpu_ext')
+        hosts['cpu'] = test.start_compute('cpu-host-1', host_info=host_info())
+    test.flags(sysfs_root=test.sysfs_root, group='gpu_ext')
+    return hosts
+
+
+def start_upstream_twin(test):
+    """The same hardware with upstream's driver, for XML comparisons."""
+    from nova_gpu_ext.sim import harness
+    return test.start_compute(
+        'upstream-twin', driver=harness.UPSTREAM_DRIVER,
+        host_info=host_info(), pci_info=pci_info(),
+        libvirt_version=test.FAKE_LIBVIRT_VERSION,
+        qemu_version=test.FAKE_QEMU_VERSION)
