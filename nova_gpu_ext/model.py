@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import re
 from typing import Iterable, Optional
 
@@ -29,11 +30,7 @@ class PCIAddress:
 
     @classmethod
     def parse(cls, text: str) -> 'PCIAddress':
-        match = _PCI_RE.match(text.strip())
-        if not match:
-            raise ValueError('not a PCI address: %r' % text)
-        return cls(*(int(match.group(k), 16)
-                     for k in ('domain', 'bus', 'slot', 'function')))
+        return _parse_pci_address(cls, text)
 
     @property
     def libvirt_name(self) -> str:
@@ -44,6 +41,17 @@ class PCIAddress:
     def __str__(self) -> str:
         return '%04x:%02x:%02x.%x' % (
             self.domain, self.bus, self.slot, self.function)
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_pci_address(cls, text: str) -> PCIAddress:
+    # Cached: discovery parses the same few hundred addresses on every
+    # resource update of nova-compute.
+    match = _PCI_RE.match(text.strip())
+    if not match:
+        raise ValueError('not a PCI address: %r' % text)
+    return cls(*(int(match.group(k), 16)
+                 for k in ('domain', 'bus', 'slot', 'function')))
 
 
 class GPUKind(str, enum.Enum):
@@ -67,6 +75,22 @@ VENDOR_NAMES = {
 
 # PCI base class 0x03 (display): 0x0300 VGA, 0x0302 3D, 0x0380 other.
 GPU_PCI_CLASSES = frozenset({0x0300, 0x0302, 0x0380})
+
+# Display controllers that are never a GPU for guests: BMC consoles and
+# emulated VGA of a virtual machine (vendor, or (vendor, device)).
+CONSOLE_DISPLAY_IDS = frozenset({
+    0x1a03,             # ASPEED BMC VGA
+    0x102b,             # Matrox G200 BMC VGA
+    0x1234,             # QEMU standard VGA
+    0x1013,             # Cirrus Logic (emulated)
+    0x15ad,             # VMware SVGA
+    (0x1af4, 0x1050),   # virtio-gpu of a virtual machine
+})
+
+
+def is_console_display(vendor_id: int, device_id: int) -> bool:
+    return (vendor_id in CONSOLE_DISPLAY_IDS or
+            (vendor_id, device_id) in CONSOLE_DISPLAY_IDS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +163,9 @@ class GPU:
     mdevs: tuple[Mdev, ...] = ()
     render_node: Optional[str] = None            # /dev/dri/renderD128
     card_node: Optional[str] = None              # /dev/dri/card0
+    # The PCI path from the root complex: ('pci0000:80', '0000:80:01.0',
+    # '0000:81:00.0', ...) ending with the bridge right above the GPU.
+    upstream: tuple[str, ...] = ()
 
     @property
     def vendor_name(self) -> str:
@@ -154,6 +181,8 @@ class HostTopology:
     render_nodes: tuple[RenderNode, ...] = ()
     # One line per fact that could not be read; shown by the CLI.
     warnings: tuple[str, ...] = ()
+    # Display controllers that are not GPUs (BMC consoles, emulated VGA).
+    ignored: tuple[str, ...] = ()
 
     def gpu(self, address: PCIAddress | str) -> Optional[GPU]:
         if isinstance(address, str):

@@ -6,8 +6,9 @@ PCI devices, mdev-capable GPUs) and a fake sysfs tree (what nova-gpu-ext's
 discovery reads: NUMA nodes, sockets, GPUs, render nodes).
 
 The host: 2 sockets, one NUMA node each, 6 CPUs and 16 GiB per node;
-on each node one NVIDIA GPU offering vGPU (mdev) types and one NVIDIA GPU
-for whole passthrough, and a DRM render node per passthrough GPU.
+on each node one NVIDIA GPU offering vGPU (mdev) types, one NVIDIA GPU for
+whole passthrough (bound to vfio-pci, so it has no DRM node) and one AMD GPU
+kept by the host driver (amdgpu) whose DRM render node serves virgl guests.
 """
 
 import dataclasses
@@ -15,12 +16,16 @@ import dataclasses
 from oslo_serialization import jsonutils
 
 DESCRIPTION = ('2 sockets / 2 NUMA nodes, per node: 1 vGPU-capable GPU '
-               '(mdev), 1 passthrough GPU with a render node')
+               '(mdev), 1 passthrough GPU, 1 host GPU with a render node')
 
 GPU_VENDOR = '10de'
 PASSTHROUGH_PRODUCT = '1eb8'       # Tesla T4
 VGPU_PRODUCT = '13f2'              # Tesla M60
 GPU_ALIAS = 'nvidia-t4'
+
+
+RENDER_VENDOR = '1002'
+RENDER_PRODUCT = '73a3'            # Radeon PRO W6800
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,13 +40,37 @@ class SampleGPU:
     def address(self):
         return '0000:%02x:%02x.0' % (self.bus, self.slot)
 
+    @property
+    def vendor(self):
+        return RENDER_VENDOR if self.render_node else GPU_VENDOR
+
+    @property
+    def product(self):
+        if self.render_node:
+            return RENDER_PRODUCT
+        return VGPU_PRODUCT if self.mdev else PASSTHROUGH_PRODUCT
+
+    @property
+    def product_name(self):
+        if self.render_node:
+            return 'Radeon PRO W6800'
+        return 'Tesla M60' if self.mdev else 'Tesla T4'
+
+    @property
+    def driver(self):
+        if self.render_node:
+            return 'amdgpu'
+        return 'nvidia' if self.mdev else 'vfio-pci'
+
 
 GPUS = (
     SampleGPU(bus=0x81, slot=0, numa_node=0, mdev=True),
     SampleGPU(bus=0x81, slot=1, numa_node=1, mdev=True),
-    SampleGPU(bus=0x3b, slot=0, numa_node=0, mdev=False,
+    SampleGPU(bus=0x3b, slot=0, numa_node=0, mdev=False),
+    SampleGPU(bus=0xd8, slot=0, numa_node=1, mdev=False),
+    SampleGPU(bus=0x3c, slot=0, numa_node=0, mdev=False,
               render_node='renderD128'),
-    SampleGPU(bus=0xd8, slot=0, numa_node=1, mdev=False,
+    SampleGPU(bus=0xd9, slot=0, numa_node=1, mdev=False,
               render_node='renderD129'),
 )
 
@@ -65,28 +94,25 @@ def pci_info(gpus=GPUS):
         info.add_device(
             dev_type='MDEV_TYPES' if gpu.mdev else 'PCI',
             bus=gpu.bus, slot=gpu.slot, function=0, iommu_group=40 + i,
-            numa_node=gpu.numa_node, vend_id=GPU_VENDOR,
-            vend_name='NVIDIA Corporation',
-            prod_id=VGPU_PRODUCT if gpu.mdev else PASSTHROUGH_PRODUCT,
-            prod_name='Tesla M60' if gpu.mdev else 'Tesla T4',
-            driver_name='nvidia' if gpu.mdev else 'vfio-pci')
+            numa_node=gpu.numa_node, vend_id=gpu.vendor,
+            vend_name=('AMD' if gpu.render_node else 'NVIDIA Corporation'),
+            prod_id=gpu.product, prod_name=gpu.product_name,
+            driver_name=gpu.driver)
     return info
 
 
-def write_sysfs(root, gpus=GPUS):
+def write_sysfs(root, gpus=GPUS, dev_root=None):
     """The same host as a fake sysfs tree under ``root``."""
     from nova_gpu_ext.topology import fake_sysfs
-    fake_sysfs.build_from_description(
-        root,
+    return fake_sysfs.build_from_description(
+        root, dev_root=dev_root,
         nodes=[dict(id=n, socket=n,
                     cpus=list(range(n * CPUS_PER_NODE,
                                     (n + 1) * CPUS_PER_NODE)),
                     memory_mb=MEMORY_MB_PER_NODE)
                for n in range(NODES)],
-        gpus=[dict(address=g.address, vendor=GPU_VENDOR,
-                   device=VGPU_PRODUCT if g.mdev else PASSTHROUGH_PRODUCT,
-                   numa_node=g.numa_node,
-                   driver='nvidia' if g.mdev else 'vfio-pci',
+        gpus=[dict(address=g.address, vendor=g.vendor, device=g.product,
+                   numa_node=g.numa_node, driver=g.driver,
                    mdev_types=({'nvidia-11': 16} if g.mdev else {}),
                    render_node=g.render_node or None)
               for g in gpus])

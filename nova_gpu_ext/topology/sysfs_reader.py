@@ -1,0 +1,122 @@
+"""Small, forgiving file readers shared by the topology readers.
+
+Layer rule: adapter (I/O). A missing optional file is simply unknown; a file
+that exists but cannot be read or parsed adds one warning and yields None.
+Nothing here raises for the content of the tree.
+"""
+
+import os
+from typing import Callable, Optional, TypeVar
+
+T = TypeVar('T')
+
+
+class SysfsReader:
+    """Reads files under a sysfs tree and collects warnings."""
+
+    def __init__(self):
+        self.warnings: list[str] = []
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def text(self, path: str, required: bool = False) -> Optional[str]:
+        """The stripped content of a file, or None."""
+        # os.open/os.read: sysfs attributes are small, and this is several
+        # times cheaper than open() with a text wrapper (discovery runs on
+        # every resource update of nova-compute).
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                data = os.read(fd, 65536)
+            finally:
+                os.close(fd)
+            return data.decode('utf-8', 'replace').strip()
+        except FileNotFoundError:
+            if required or os.path.islink(path):
+                self.warn('%s: missing%s' % (
+                    path, ' (dangling link)' if os.path.islink(path) else ''))
+            return None
+        except OSError as exc:
+            self.warn('%s: unreadable (%s)' % (path, exc.strerror or exc))
+            return None
+
+    def parsed(self, path: str, parse: Callable[[str], T],
+               required: bool = False, what: str = '') -> Optional[T]:
+        """``parse(text)`` of a file; a bad value warns and gives None."""
+        raw = self.text(path, required=required)
+        if raw is None:
+            return None
+        if raw == '':
+            if required:
+                self.warn('%s: empty' % path)
+            return None
+        try:
+            return parse(raw)
+        except (ValueError, TypeError, IndexError, KeyError):
+            self.warn('%s: cannot read %s from %r' % (
+                path, what or 'a value', raw[:40]))
+            return None
+
+    def link_name(self, path: str, check: bool = False) -> Optional[str]:
+        """The last component of a symlink's target.
+
+        With ``check``, a dangling link still gives its name but adds a
+        warning (a driver that was unloaded, an IOMMU group that is gone).
+        """
+        try:
+            target = os.readlink(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self.warn('%s: unreadable link (%s)' % (path, exc.strerror))
+            return None
+        name = target.rstrip('/').rpartition('/')[2]
+        if name in ('', '.', '..'):
+            name = os.path.basename(os.path.normpath(
+                os.path.join(os.path.dirname(path), target)))
+        if check and not os.path.exists(path):
+            self.warn('%s: dangling link to %s' % (path, target))
+        return name
+
+    def listdir(self, path: str) -> list[str]:
+        try:
+            return sorted(os.listdir(path))
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            self.warn('%s: cannot list (%s)' % (path, exc.strerror))
+            return []
+
+
+def parse_int(text: str) -> int:
+    return int(text, 0)
+
+
+def parse_hex(text: str) -> int:
+    return int(text, 16)
+
+
+def parse_cpulist(text: str) -> frozenset[int]:
+    """``0-3,8,10-11`` -> {0, 1, 2, 3, 8, 10, 11}."""
+    cpus: set[int] = set()
+    for part in text.replace('\n', ',').split(','):
+        part = part.strip()
+        if not part:
+            continue
+        if '-' in part:
+            low, high = part.split('-', 1)
+            first, last = int(low), int(high)
+            if last < first:
+                raise ValueError(part)
+            cpus.update(range(first, last + 1))
+        else:
+            cpus.add(int(part))
+    return frozenset(cpus)
+
+
+def parse_cpumask(text: str) -> frozenset[int]:
+    """A ``local_cpus`` hex mask such as ``00000000,0000ffff``."""
+    value = int(text.replace(',', ''), 16)
+    return frozenset(i for i in range(value.bit_length()) if value >> i & 1)
