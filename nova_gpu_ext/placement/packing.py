@@ -16,8 +16,10 @@ GPU plugins choose instead:
 
 * ``pack``: fill one physical GPU before using the next, so whole GPUs stay
   free for passthrough and large requests. The most loaded GPU that still
-  admits the tenant wins (ties: lowest address); a GPU with no tenant is
-  never chosen while a partly used one admits.
+  admits the tenant wins, "most loaded" meaning fewest slots left once the
+  newcomer is there (best fit; for GPUs of one type and no min share that
+  is the most tenants); ties: more tenants, then lowest address. A GPU with
+  no tenant is never chosen while a partly used one admits.
 * ``spread``: best performance. The GPU where the newcomer gets the largest
   share wins (``efficiency / (tenants + 1)``); for GPUs of one type that is
   the least loaded one (ties: fewer tenants, then lowest address).
@@ -42,6 +44,7 @@ Public API::
                         allowed_nodes=None) -> Choice
     host_pack_score(loads, min_share=None, allowed_nodes=None) -> float
     host_spread_score(loads, min_share=None, allowed_nodes=None) -> float
+    slots(load, min_share=None) -> int   # most tenants with the newcomer
 
 ``strategy`` is ``'pack'`` or ``'spread'`` (``STRATEGIES``). ``min_share`` is
 a fraction 0-1 (``gpu:min_share_percent / 100``). ``allowed_nodes`` is the
@@ -60,7 +63,8 @@ tenant (the filter should have removed that host).
 from __future__ import annotations
 
 import dataclasses
-from typing import Collection, Optional, Sequence
+import functools
+from typing import Callable, Collection, Optional, Sequence
 
 from nova_gpu_ext import model
 from nova_gpu_ext.placement import sharing
@@ -108,7 +112,11 @@ class Refusal:
     """Why one physical GPU will not take the tenant."""
 
     address: str
-    reason: str
+    admission: sharing.Admission
+
+    @property
+    def reason(self) -> str:
+        return self.admission.reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,14 +126,20 @@ class Choice:
     ``address`` is None when no GPU admits the tenant. ``ranking`` lists
     every admissible GPU, best first (``ranking[0] == address``);
     ``refusals`` every other GPU with its reason, in input order.
-    ``reason`` is one sentence for the log and the CLI.
+    ``reason`` is one sentence for the log and the CLI (built on first
+    access, like ``Admission.reason``).
     """
 
     strategy: str
     address: Optional[str]
     ranking: tuple[str, ...]
     refusals: tuple[Refusal, ...]
-    reason: str
+    explain: Callable[[], str] = dataclasses.field(repr=False,
+                                                   compare=False)
+
+    @functools.cached_property
+    def reason(self) -> str:
+        return self.explain()
 
     def refusal_for(self, address: str) -> Optional[str]:
         """The reason ``address`` was refused, or None if it admits."""
@@ -153,12 +167,19 @@ def admit_on(load: PhysicalGPULoad, min_share: Optional[float] = None,
     if load.free < 1:
         problems.append('all %d instance(s) of the type are in use'
                         % load.capacity)
-    if not admission.ok:
-        problems.append(admission.reason.rstrip('.'))
-    if not problems:
+    if not problems and admission.ok:
         return admission
-    reason = '%s refused: %s.' % (load.address, '; '.join(problems))
-    return dataclasses.replace(admission, ok=False, reason=reason)
+
+    def explain() -> str:
+        parts = list(problems)
+        if not admission.ok:
+            parts.append(admission.reason.rstrip('.'))
+        return '%s refused: %s.' % (load.address, '; '.join(parts))
+
+    return sharing.Admission(
+        ok=False, tenants_after=admission.tenants_after,
+        worst_wait_ms=admission.worst_wait_ms, limit_ms=admission.limit_ms,
+        share=admission.share, explain=explain)
 
 
 def rank_physical_gpus(loads: Sequence[PhysicalGPULoad], strategy: str,
@@ -177,18 +198,22 @@ def choose_physical_gpu(loads: Sequence[PhysicalGPULoad], strategy: str,
     """Pick the physical GPU for one new tenant with ``strategy``."""
     admissible, refusals = _evaluate(loads, strategy, min_share,
                                      allowed_nodes)
-    ranked = sorted(admissible, key=_KEYS[strategy])
+    key = _key(strategy, min_share)
+    ranked = sorted(admissible, key=key)
     ranking = tuple(load.address for load in ranked)
     if ranked:
         best = ranked[0]
-        reason = _chosen_reason(strategy, best, len(ranked), len(loads))
-        return Choice(strategy, best.address, ranking, refusals, reason)
+        return Choice(strategy, best.address, ranking, refusals,
+                      lambda: _chosen_reason(strategy, best, min_share,
+                                             len(ranked), len(loads)))
     if not loads:
-        reason = 'No physical GPU offers the requested type.'
+        def explain() -> str:
+            return 'No physical GPU offers the requested type.'
     else:
-        reason = 'No physical GPU admits another tenant: %s' % ' '.join(
-            refusal.reason for refusal in refusals)
-    return Choice(strategy, None, (), refusals, reason)
+        def explain() -> str:
+            return 'No physical GPU admits another tenant: %s' % ' '.join(
+                refusal.reason for refusal in refusals)
+    return Choice(strategy, None, (), refusals, explain)
 
 
 def host_pack_score(loads: Sequence[PhysicalGPULoad],
@@ -196,9 +221,9 @@ def host_pack_score(loads: Sequence[PhysicalGPULoad],
                     allowed_nodes: Optional[Collection[int]] = None) -> float:
     """Weigher score for ``pack`` across hosts; higher = preferred.
 
-    * [0.5, 1): the tenant would join a partly used GPU (no whole GPU is
-      consumed); the fuller that GPU (tenants / the most it can hold for
-      this request), the higher, so GPUs fill up best-fit.
+    * [0.5, 1]: the tenant would join a partly used GPU (no whole GPU is
+      consumed); the fuller that GPU is with it, counted against the most
+      tenants it can hold with it (:func:`slots`), the higher: best fit.
     * [0, 0.5): the tenant would start a GPU with no tenant; the fewer
       whole-free GPUs the host has, the higher, so hosts with many free
       GPUs stay free for large and passthrough requests.
@@ -207,11 +232,9 @@ def host_pack_score(loads: Sequence[PhysicalGPULoad],
     admissible, _ = _evaluate(loads, PACK, min_share, allowed_nodes)
     if not admissible:
         return NO_FIT_SCORE
-    best = min(admissible, key=_KEYS[PACK])
+    best = min(admissible, key=_key(PACK, min_share))
     if best.tenants > 0:
-        slots = min(best.capacity,
-                    sharing.max_safe_tenants(best.profile, min_share))
-        return 0.5 + 0.5 * best.tenants / slots
+        return 0.5 + 0.5 * (best.tenants + 1) / slots(best, min_share)
     whole_free = sum(1 for load in loads if load.tenants == 0)
     return 0.5 * (1.0 - whole_free / len(loads))
 
@@ -229,8 +252,21 @@ def host_spread_score(loads: Sequence[PhysicalGPULoad],
     admissible, _ = _evaluate(loads, SPREAD, min_share, allowed_nodes)
     if not admissible:
         return NO_FIT_SCORE
-    best = min(admissible, key=_KEYS[SPREAD])
+    best = min(admissible, key=_key(SPREAD, min_share))
     return sharing.share_per_tenant(best.profile, best.tenants + 1)
+
+
+def slots(load: PhysicalGPULoad, min_share: Optional[float] = None) -> int:
+    """The most tenants ``load``'s GPU can hold once the newcomer is there.
+
+    The device's instances, the timeout, ``max_tenants`` and the strictest
+    min share among the newcomer (``min_share``) and the residents.
+    """
+    shares = [s for s in (min_share, load.resident_min_share)
+              if s is not None]
+    return min(load.capacity,
+               sharing.max_safe_tenants(load.profile,
+                                        max(shares) if shares else None))
 
 
 # -- helpers ---------------------------------------------------------------
@@ -253,7 +289,7 @@ def _evaluate(loads: Sequence[PhysicalGPULoad], strategy: str,
         if admission.ok:
             admissible.append(load)
         else:
-            refusals.append(Refusal(load.address, admission.reason))
+            refusals.append(Refusal(load.address, admission))
     return admissible, tuple(refusals)
 
 
@@ -265,25 +301,36 @@ def _address_key(address: str) -> tuple:
     return (0, (parsed.domain, parsed.bus, parsed.slot, parsed.function), '')
 
 
-def _pack_key(load: PhysicalGPULoad) -> tuple:
-    return (-load.tenants, _address_key(load.address))
-
-
-def _spread_key(load: PhysicalGPULoad) -> tuple:
-    share = sharing.share_per_tenant(load.profile, load.tenants + 1)
-    return (-share, load.tenants, _address_key(load.address))
-
-
-_KEYS = {PACK: _pack_key, SPREAD: _spread_key}
-
-
-def _chosen_reason(strategy: str, best: PhysicalGPULoad, admissible: int,
-                   total: int) -> str:
-    share = sharing.share_per_tenant(best.profile, best.tenants + 1)
-    wait = sharing.worst_case_wait_ms(best.profile, best.tenants + 1)
+def _key(strategy: str, min_share: Optional[float]
+         ) -> Callable[[PhysicalGPULoad], tuple]:
+    """Sort key of admissible GPUs, best first."""
     if strategy == PACK:
-        why = ('the most loaded of %d admitting GPU(s) out of %d'
-               % (admissible, total))
+        def pack_key(load: PhysicalGPULoad) -> tuple:
+            # Used GPUs before free ones; then best fit (fewest slots
+            # left with the newcomer, so a min-share tenant joins a GPU
+            # that a min-share resident already limits rather than
+            # limiting a roomy one); then most tenants; then address.
+            left = slots(load, min_share) - load.tenants - 1
+            return (load.tenants == 0, left, -load.tenants,
+                    _address_key(load.address))
+        return pack_key
+
+    def spread_key(load: PhysicalGPULoad) -> tuple:
+        share = sharing.share_per_tenant(load.profile, load.tenants + 1)
+        return (-share, load.tenants, _address_key(load.address))
+    return spread_key
+
+
+def _chosen_reason(strategy: str, best: PhysicalGPULoad,
+                   min_share: Optional[float], admissible: int,
+                   total: int) -> str:
+    after = best.tenants + 1
+    share = sharing.share_per_tenant(best.profile, after)
+    wait = sharing.worst_case_wait_ms(best.profile, after)
+    if strategy == PACK:
+        why = ('the fullest fit (%d of %d slots used with the new tenant) '
+               'of %d admitting GPU(s) out of %d' % (
+                   after, slots(best, min_share), admissible, total))
     else:
         why = ('the largest share of %d admitting GPU(s) out of %d'
                % (admissible, total))

@@ -73,8 +73,9 @@ Public API (what the scheduler filter/weigher, the driver and the CLI use)::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 # Relative tolerance of every "<=" below (see the module docstring).
 _REL_TOL = 1e-9
@@ -122,15 +123,21 @@ class Admission:
     ``tenants_after``, ``worst_wait_ms`` and ``share`` describe the GPU as
     it would be with the new tenant; ``limit_ms`` is timeout x margin.
     ``reason`` is a full sentence with the numbers, for a refusal or an
-    admission alike.
+    admission alike. It is built on first access (``explain``), because a
+    scheduler evaluates every GPU of every host and logs few of them.
     """
 
     ok: bool
-    reason: str
     tenants_after: int
     worst_wait_ms: float
     limit_ms: float
     share: float
+    explain: Callable[[], str] = dataclasses.field(repr=False,
+                                                   compare=False)
+
+    @functools.cached_property
+    def reason(self) -> str:
+        return self.explain()
 
 
 def efficiency(profile: SharingProfile) -> float:
@@ -186,51 +193,58 @@ def admit(profile: SharingProfile, tenants_now: int,
     wait = worst_case_wait_ms(profile, after)
     limit = limit_ms(profile)
     share = share_per_tenant(profile, after)
-    slices = _slices_text(profile)
-    limit_text = '%s limit (%s guest timeout x %s margin)' % (
-        _seconds(limit), _seconds(profile.guest_timeout_ms),
-        _number(profile.margin, 2, 1))
+    over_cap = (profile.max_tenants is not None and
+                after > profile.max_tenants)
+    too_long = not _le(wait, limit)
+    too_small = min_share is not None and not _le(min_share, share)
+    squeezes = (resident_min_share is not None and
+                not _le(resident_min_share, share))
+    ok = not (over_cap or too_long or too_small or squeezes)
 
-    problems = []
-    if profile.max_tenants is not None and after > profile.max_tenants:
-        problems.append(
-            '%d %s already %s this GPU, the most its type allows '
-            '(max_tenants %d)' % (
-                tenants_now, _plural(tenants_now, 'tenant'),
-                'shares' if tenants_now == 1 else 'share',
-                profile.max_tenants))
-    if not _le(wait, limit):
-        problems.append(
-            '%d %s with %s %s %s between turns, over the %s' % (
-                after, _plural(after, 'tenant'), slices,
-                'waits' if after == 1 else 'wait', _seconds(wait, limit),
-                limit_text))
-    if min_share is not None and not _le(min_share, share):
-        problems.append(
-            '%d %s would each get %s of the GPU (%s efficiency / %d), '
-            'below the requested %s minimum share' % (
-                after, _plural(after, 'tenant'), _percent(share, min_share),
-                _percent(efficiency(profile)), after,
-                _percent(min_share, share)))
-    if resident_min_share is not None and not _le(resident_min_share, share):
-        problems.append(
-            'a tenant already on this GPU needs at least %s of it, and %d '
-            'tenants would each get %s' % (
-                _percent(resident_min_share, share), after,
-                _percent(share, resident_min_share)))
-    if problems:
-        reason = '; '.join(problems)
-    else:
-        reason = ('%d %s with %s %s %s between turns, within the %s; '
-                  '%s %s of the GPU' % (
-                      after, _plural(after, 'tenant'), slices,
-                      'waits' if after == 1 else 'wait',
-                      _seconds(wait, limit), limit_text,
-                      'it gets' if after == 1 else 'each gets',
-                      _percent(share)))
-    return Admission(ok=not problems, reason=_sentence(reason),
-                     tenants_after=after, worst_wait_ms=wait,
-                     limit_ms=limit, share=share)
+    def explain() -> str:
+        slices = _slices_text(profile)
+        limit_text = '%s limit (%s guest timeout x %s margin)' % (
+            _seconds(limit), _seconds(profile.guest_timeout_ms),
+            _number(profile.margin, 2, 1))
+        waits = 'waits' if after == 1 else 'wait'
+        problems = []
+        if over_cap:
+            problems.append(
+                '%d %s already %s this GPU, the most its type allows '
+                '(max_tenants %d)' % (
+                    tenants_now, _plural(tenants_now, 'tenant'),
+                    'shares' if tenants_now == 1 else 'share',
+                    profile.max_tenants))
+        if too_long:
+            problems.append(
+                '%d %s with %s %s %s between turns, over the %s' % (
+                    after, _plural(after, 'tenant'), slices, waits,
+                    _seconds(wait, limit), limit_text))
+        if too_small:
+            problems.append(
+                '%d %s would each get %s of the GPU (%s efficiency / %d), '
+                'below the requested %s minimum share' % (
+                    after, _plural(after, 'tenant'),
+                    _percent(share, min_share),
+                    _percent(efficiency(profile)), after,
+                    _percent(min_share, share)))
+        if squeezes:
+            problems.append(
+                'a tenant already on this GPU needs at least %s of it, and '
+                '%d tenants would each get %s' % (
+                    _percent(resident_min_share, share), after,
+                    _percent(share, resident_min_share)))
+        if problems:
+            return _sentence('; '.join(problems))
+        return _sentence(
+            '%d %s with %s %s %s between turns, within the %s; %s %s of '
+            'the GPU' % (
+                after, _plural(after, 'tenant'), slices, waits,
+                _seconds(wait, limit), limit_text,
+                'it gets' if after == 1 else 'each gets', _percent(share)))
+
+    return Admission(ok=ok, tenants_after=after, worst_wait_ms=wait,
+                     limit_ms=limit, share=share, explain=explain)
 
 
 def max_safe_tenants(profile: SharingProfile,

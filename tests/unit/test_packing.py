@@ -202,3 +202,27 @@ def test_host_scores_honour_min_share_and_nodes():
     assert packing.host_spread_score(host, allowed_nodes={7}) == (
         packing.NO_FIT_SCORE)
     assert packing.host_spread_score(host) == pytest.approx(6.0 / 6.2)
+
+
+@pytest.mark.parametrize('loads,min_share,expected', [
+    # A min-share newcomer joins the GPU a min-share resident already
+    # limits (4 slots, 2 left) rather than cap a roomy one (6 left 3).
+    ([load(GPU0, 2), load(GPU1, 1, resident_min_share=0.25)], 0.15, GPU1),
+    # Without it the newcomer would cap GPU0 from 15 slots to 6.
+    ([load(GPU0, 2), load(GPU1, 0)], 0.15, GPU0),
+    # A plain newcomer fills the limited GPU (2 left) before the roomy one
+    # (4 left), although the roomy one has more tenants.
+    ([load(GPU0, 10), load(GPU1, 3, resident_min_share=0.15)], None, GPU1),
+])
+def test_pack_is_best_fit(loads, min_share, expected):
+    choice = packing.choose_physical_gpu(loads, 'pack', min_share)
+    assert choice.address == expected
+    assert 'slots used with the new tenant' in choice.reason
+
+
+def test_slots_counts_the_strictest_share():
+    gpu = load(GPU0, 1, resident_min_share=0.25)
+    assert packing.slots(gpu) == 4
+    assert packing.slots(gpu, 0.5) == 2
+    assert packing.slots(load(GPU0, 0)) == 15
+    assert packing.slots(load(GPU0, 0, capacity=8)) == 8
