@@ -162,7 +162,7 @@ def test_invalid_input_raises(call):
         call()
 
 
-# -- host scores (weigher): higher = preferred ---------------------------------
+# -- host scores (weigher): higher = preferred --------------------------------
 
 def _host(*tenants, **kwargs):
     addresses = ['0000:%02x:00.0' % (i + 1) for i in range(len(tenants))]

@@ -180,7 +180,7 @@ def test_max_safe_tenants_agrees_with_admit(prof, min_share):
     assert not sharing.admit(prof, limit, min_share).ok
 
 
-# -- validation and display -----------------------------------------------------
+# -- validation and display ---------------------------------------------------
 
 @pytest.mark.parametrize('kwargs', [
     dict(slice_ms=0, switch_ms=0),
