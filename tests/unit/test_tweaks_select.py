@@ -157,3 +157,17 @@ def test_headless_gpu_profile_xml(installed):
     assert tree.find("devices/controller[@type='usb']").get('model') == \
         'none'
     common.validate_schema(guest.to_xml())
+
+
+def test_fast_boot_options_registered_with_their_defaults(conf):
+    from nova_gpu_ext.conf import fast_boot
+    settings = gpu_conf.tweak_settings(conf)
+    assert settings['prealloc_max_threads'] == 16
+    assert settings['keep_gpu_rom_ids'] == []
+    assert settings['usb_tablet_with_console'] is True
+    assert settings['hugepage_sizes_kb'] == [1048576, 2048]
+    assert gpu_conf.enabled_tweak_names(conf) is None
+    assert gpu_conf.fast_boot_default(conf) is True
+    for opt in fast_boot.ALL_OPTS:
+        assert 'Possible values:' in opt.help, opt.name
+        assert 'Related options:' in opt.help, opt.name
