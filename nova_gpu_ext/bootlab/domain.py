@@ -124,8 +124,9 @@ def _set_memory(root, memory_kib: int, changes: list) -> None:
             share = memory_kib - share * (len(cells) - 1)
         cell.set('memory', str(share))
         cell.set('unit', 'KiB')
-    changes.append('memory: %d MiB -> %d MiB' % (
-        (old or 0) // 1024, memory_kib // 1024))
+    if old != memory_kib:
+        changes.append('memory: %d MiB -> %d MiB' % (
+            (old or 0) // 1024, memory_kib // 1024))
 
 
 def prepare(xml: str, *, disk_image: Optional[str],
