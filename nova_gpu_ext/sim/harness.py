@@ -46,6 +46,10 @@ class GPUExtTestBase(test_vgpu.VGPUTestBase):
     compute_driver = OUR_DRIVER
     #: a sample host name from ``nova_gpu_ext.topology.fake_sysfs``
     sysfs_sample = 'virgl_2node'
+    #: what the real lab runs (Debian 12: libvirt 9.0.0, QEMU 7.2.0), so
+    #: version-gated tweaks behave in the harness as on the lab's libvirt
+    FAKE_LIBVIRT_VERSION = 9000000
+    FAKE_QEMU_VERSION = 7002000
 
     def setUp(self):
         # The API service starts inside super().setUp(): these must be set
@@ -91,6 +95,8 @@ class GPUExtTestBase(test_vgpu.VGPUTestBase):
                       **kwargs):
         """Start a compute running ``driver`` (default: ours)."""
         self.flags(compute_driver=driver or self.compute_driver)
+        kwargs.setdefault('libvirt_version', self.FAKE_LIBVIRT_VERSION)
+        kwargs.setdefault('qemu_version', self.FAKE_QEMU_VERSION)
         return super().start_compute(hostname, *args, **kwargs)
 
     def _clear_attrs(self):

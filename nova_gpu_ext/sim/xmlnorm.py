@@ -1,7 +1,8 @@
 """Normalise domain XML so two boots of the same flavor compare equal.
 
 Only what necessarily differs between two servers is masked: their UUIDs,
-names, creation times and the paths and serials derived from them.
+names, creation times, the paths and serials derived from them, and the
+UUIDs of the mediated devices created for them.
 """
 
 import re
@@ -24,6 +25,9 @@ def normalize(xml, server_ids=()):
     for el in root.iterfind('.//sysinfo/system/entry'):
         if el.get('name') in ('serial', 'uuid'):
             el.text = 'X'
+    for el in root.iterfind(".//hostdev[@type='mdev']/source/address"):
+        if el.get('uuid'):
+            el.set('uuid', 'X')
     text = etree.tostring(root, pretty_print=True).decode()
     for sid in server_ids:
         text = text.replace(sid, 'SERVER')

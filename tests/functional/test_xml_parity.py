@@ -46,7 +46,7 @@ class XMLParityTest(base.GPUExtTestBase):
             group='pci')
         self.flags(enabled_mdev_types=fakelibvirt.NVIDIA_11_VGPU_TYPE,
                    group='devices')
-        self.flags(cpu_dedicated_set='4-7', cpu_shared_set='0-3',
+        self.flags(cpu_dedicated_set='2-3,6-7', cpu_shared_set='0-1,4-5',
                    group='compute')
         for name, driver in (('upstream', base.UPSTREAM_DRIVER),
                              ('ours', base.OUR_DRIVER)):
@@ -68,13 +68,17 @@ class XMLParityTest(base.GPUExtTestBase):
         server = self._create_server(
             flavor_id=flavor_id, host=host, networks='none',
             expected_state='ACTIVE')
-        return xmlnorm.normalize(self.domain_xml(server), [server['id']])
+        xml = xmlnorm.normalize(self.domain_xml(server), [server['id']])
+        return xml, server
 
     def _assert_parity(self, name):
         flavor_id = self._create_flavor(
             name=name, memory_mb=1024, vcpu=2, extra_spec=FLAVORS[name])
-        upstream = self._xml_on('upstream', flavor_id)
-        ours = self._xml_on('ours', flavor_id)
+        upstream, first = self._xml_on('upstream', flavor_id)
+        ours, second = self._xml_on('ours', flavor_id)
+        # Both hosts start empty for the next flavor (and quota holds).
+        for server in (first, second):
+            self._delete_server(server)
         diff = '\n'.join(difflib.unified_diff(
             upstream.splitlines(), ours.splitlines(), 'upstream', 'ours',
             lineterm=''))
