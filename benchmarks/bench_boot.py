@@ -63,6 +63,7 @@ def out(line=''):
 
 
 MARKDOWN = None
+PIN_MODEL = domain.PIN_MODEL_4K
 
 
 def dump_xml(directory: str) -> None:
@@ -128,12 +129,13 @@ def boot_series(lab, variants: dict, runs: int, memory_mib: int,
     notes = {}
     order = list(variants)
     first = order[0]
-    lab.boot(variants[first], timeout=timeout,
-             memory_mib=memory_mib)          # warm-up, discarded
+    lab.boot(variants[first], timeout=timeout, memory_mib=memory_mib,
+             pin_model=PIN_MODEL)            # warm-up, discarded
     for run in range(runs):
         for name in (order if run % 2 == 0 else order[::-1]):
             phases, prepared = lab.boot(variants[name], timeout=timeout,
-                                        memory_mib=memory_mib)
+                                        memory_mib=memory_mib,
+                                        pin_model=PIN_MODEL)
             for key, value in phases.as_ms().items():
                 samples[name][key].append(value)
             notes[name] = prepared
@@ -361,7 +363,7 @@ def scaling(lab, xml, gib, runs):
 
 
 def main(argv=None):
-    global MARKDOWN
+    global MARKDOWN, PIN_MODEL
     parser = argparse.ArgumentParser(prog='bench_boot.py')
     parser.add_argument('--runs', type=int, default=3)
     parser.add_argument('--sizes', default='2,16',
@@ -378,9 +380,16 @@ def main(argv=None):
                         choices=('qemu', 'kvm'))
     parser.add_argument('--timeout', type=float, default=180.0)
     parser.add_argument('--markdown', help='also write the tables here')
+    parser.add_argument('--pin-model', default=domain.PIN_MODEL_4K,
+                        choices=domain.PIN_MODELS,
+                        help='how XML without preallocation is faulted in '
+                             '(stand-in for VFIO pinning): 4 KiB pages '
+                             '(default, as the case study measured) or '
+                             'anonymous memory with THP, on one thread')
     args = parser.parse_args(argv)
     if args.markdown:
         MARKDOWN = []
+    PIN_MODEL = args.pin_model
     sizes = [int(s) for s in args.sizes.split(',') if s]
 
     xml_dir = args.xml_dir
@@ -397,7 +406,7 @@ def main(argv=None):
         'functional harness (vGPU flavors on the sample GPU host), %s. '
         'Memory faulted in before the vCPUs run: XML without '
         'preallocation gets the VFIO-pinning stand-in (%s).' % (
-            lab.describe(), xml_dir, domain.PIN_MODEL_4K))
+            lab.describe(), xml_dir, PIN_MODEL))
     start = time.monotonic()
     results = main_tables(lab, source, sizes, args.runs, args.timeout)
     big = max(sizes)
