@@ -17,6 +17,7 @@ from nova.scheduler import filters
 from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
+from nova_gpu_ext.placement import affinity
 from nova_gpu_ext.scheduler import request as sched_request
 
 LOG = logging.getLogger(__name__)
@@ -48,3 +49,122 @@ class GPUExtHostFilter(filters.BaseHostFilter):
                      ', '.join(request.gpu_keys))
             return False
         return True
+
+
+class GPUPlacementFilter(filters.BaseHostFilter,
+                         filters.CandidateFilterMixin):
+    """GPU-to-NUMA affinity, render nodes and GPU sharing at the scheduler.
+
+    For a GPU guest, keeps only the host's placement allocation candidates
+    whose physical GPU satisfies the NUMA affinity policy (the same core
+    call the compute makes, :func:`affinity.choose_node`) and admits one
+    more tenant under the time-slice sharing model, then orders them
+    NUMA-local first and by the flavor's pack/spread choice, so the
+    candidate the scheduler claims is the GPU the compute will use. A guest
+    that asks for a render node needs a host with a render node that has
+    room. Refusals are logged at INFO with the reason per GPU.
+    """
+
+    run_filter_once_per_request = False
+    RUN_ON_REBUILD = False
+
+    def host_passes(self, host_state, spec_obj):
+        if not CONF.gpu_ext.enabled:
+            return True
+        request = sched_request.gpu_request(spec_obj)
+        if not request.is_gpu_guest:
+            return True
+        summary = sched_request.host_summary(host_state)
+        if summary is None:
+            return True     # GPUExtHostFilter decides about such hosts
+        policy = (request.numa_affinity_policy or
+                  CONF.gpu_ext.numa_affinity_policy)
+        flavor = spec_obj.flavor
+        needs = affinity.GuestNeeds(flavor.vcpus, flavor.memory_mb, policy)
+        nodes = sched_request.node_capacities(host_state, summary)
+        has_numa = getattr(spec_obj, 'numa_topology', None) is not None
+        reasons = []
+        if request.vgpus and not has_numa:
+            if not self._filter_gpu_candidates(
+                    host_state, request, needs, nodes, summary, reasons,
+                    spec_obj):
+                self._log_refusal(host_state, reasons)
+                return False
+        if request.wants_render_node:
+            limit = CONF.gpu_ext.render_node_max_guests
+            slots = [affinity.RenderSlot(
+                r['name'], r.get('path', ''), r.get('node'),
+                r.get('guests', 0), limit)
+                for r in summary.get('render_nodes', ())]
+            choice = affinity.choose_render_node(slots, needs, nodes)
+            if not choice.ok:
+                self._log_refusal(host_state, [choice.reason])
+                return False
+        return True
+
+    def _filter_gpu_candidates(self, host_state, request, needs, nodes,
+                               summary, reasons, spec_obj=None):
+        from nova_gpu_ext.conf import sharing as sharing_conf
+        from nova_gpu_ext.placement import packing
+        candidates = host_state.allocation_candidates or []
+        gpus = {}
+        for candidate in candidates:
+            for gpu in sched_request.candidate_gpus(candidate, summary):
+                gpus[gpu['addr']] = gpu
+        if not gpus:
+            # The compute has not published its GPU providers yet (first
+            # resource update): let the compute enforce the policy.
+            LOG.debug('GPUPlacementFilter: host %s has no GPU provider map '
+                      'yet; the compute will enforce the policy',
+                      host_state.host)
+            return True
+        slots = [affinity.GPUSlot(g['addr'], g.get('node'), g.get('socket'))
+                 for g in gpus.values()]
+        accepted, refused = affinity.rank(needs, slots, nodes)
+        reasons.extend(c.reason for c in refused)
+        local_rank = {c.gpu.address: i for i, c in enumerate(accepted)}
+        strategy = (request.placement or
+                    CONF.gpu_ext.sharing_default_placement)
+        min_share = (request.min_share_percent / 100.0
+                     if request.min_share_percent else None)
+        loads = []
+        for address in local_rank:
+            gpu = gpus[address]
+            free = sum(v or 0 for v in gpu.get('mdev_types', {}).values())
+            used = gpu.get('used', 0)
+            type_name = next(iter(gpu.get('mdev_types', {})), None)
+            loads.append(packing.PhysicalGPULoad(
+                address=address, numa_node=gpu.get('node'), tenants=used,
+                capacity=used + free,
+                profile=sharing_conf.profile_for(CONF, type_name)))
+        choice = packing.choose_physical_gpu(loads, strategy,
+                                             min_share=min_share)
+        order = {a: i for i, a in enumerate(choice.ranking)}
+        for refusal in getattr(choice, 'refusals', ()) or ():
+            reasons.append(getattr(refusal, 'reason', str(refusal)))
+        if not order:
+            return False
+
+        local = {c.gpu.address: c.local for c in accepted}
+
+        def sort_key(candidate):
+            used = [g['addr'] for g in sched_request.candidate_gpus(
+                candidate, summary)]
+            return (not all(local.get(a, False) for a in used),
+                    min((order.get(a, 1 << 20) for a in used),
+                        default=1 << 20))
+
+        kept = self.filter_candidates(
+            host_state, lambda c: any(
+                g['addr'] in order for g in sched_request.candidate_gpus(
+                    c, summary)))
+        host_state.allocation_candidates = sorted(kept, key=sort_key)
+        # For GPUAffinityWeigher, tagged with the request it belongs to.
+        host_state.gpu_ext_fit = (getattr(spec_obj, 'instance_uuid', None),
+                                  affinity.host_score(accepted))
+        return bool(kept)
+
+    @staticmethod
+    def _log_refusal(host_state, reasons):
+        LOG.info('GPUPlacementFilter: host %s refused: %s', host_state.host,
+                 '; '.join(reasons) or 'no GPU fits the request')

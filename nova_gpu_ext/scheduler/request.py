@@ -31,3 +31,44 @@ def gpu_request(spec_obj):
 def host_summary(host_state):
     """What the host's nova-gpu-ext driver published, or None."""
     return host_facts.summary_from_stats(getattr(host_state, 'stats', None))
+
+
+def node_capacities(host_state, summary):
+    """Free CPUs and memory per NUMA node, as the scheduler knows them.
+
+    From the host's NUMA topology (usage of guests with a NUMA topology,
+    which Nova tracks per node) and the node facts nova-gpu-ext published.
+    Guests without a NUMA topology are not tracked per node by Nova.
+    """
+    from nova_gpu_ext.placement import affinity
+    sockets = {n['id']: n.get('socket') for n in summary.get('nodes', ())}
+    cells = getattr(getattr(host_state, 'numa_topology', None), 'cells',
+                    None) or ()
+    ratio = getattr(host_state, 'cpu_allocation_ratio', 1.0) or 1.0
+    out = []
+    for cell in cells:
+        cpus = len(cell.cpuset) * ratio + len(getattr(cell, 'pcpuset', ())
+                                              or ())
+        used_cpus = cell.cpu_usage + len(getattr(cell, 'pinned_cpus', ())
+                                         or ())
+        out.append(affinity.NodeCapacity(
+            id=cell.id, socket=sockets.get(cell.id),
+            free_cpus=cpus - used_cpus,
+            free_memory_mb=cell.memory - cell.memory_usage,
+            total_cpus=int(cpus), total_memory_mb=cell.memory))
+    if not out:
+        for node in summary.get('nodes', ()):
+            out.append(affinity.NodeCapacity(
+                id=node['id'], socket=node.get('socket'),
+                free_cpus=node.get('cpus') or 0,
+                free_memory_mb=node.get('mem_mb') or 0,
+                total_cpus=node.get('cpus') or 0,
+                total_memory_mb=node.get('mem_mb') or 0))
+    return out
+
+
+def candidate_gpus(candidate, summary):
+    """The physical GPUs (summary entries) an allocation candidate uses."""
+    by_rp = {g['rp']: g for g in summary.get('gpus', ()) if g.get('rp')}
+    return [by_rp[rp] for rp in candidate.get('allocations', {})
+            if rp in by_rp]

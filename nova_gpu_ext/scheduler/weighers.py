@@ -53,3 +53,25 @@ class GPUHostAvoidanceWeigher(weights.BaseHostWeigher):
             return 0.0
         return -float(physical_gpu_count(
             sched_request.host_summary(host_state)))
+
+
+class GPUAffinityWeigher(weights.BaseHostWeigher):
+    """Prefer hosts where a GPU guest fits NUMA-local and tightly.
+
+    Reads the fit that ``GPUPlacementFilter`` computed for this request
+    (``affinity.host_score``: 1 for a NUMA-local GPU, plus up to 1 for how
+    full the node gets, which keeps emptier nodes for bigger guests).
+    Hosts the filter did not score weigh 0.
+    """
+
+    def weight_multiplier(self, host_state):
+        return scheduler_utils.get_weight_multiplier(
+            host_state, 'gpu_affinity_weight_multiplier',
+            CONF.gpu_ext.gpu_affinity_weight_multiplier)
+
+    def _weigh_object(self, host_state, weight_properties):
+        fit = getattr(host_state, 'gpu_ext_fit', None)
+        if not fit or fit[0] != getattr(weight_properties, 'instance_uuid',
+                                        None):
+            return 0.0
+        return fit[1]

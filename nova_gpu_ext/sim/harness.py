@@ -19,9 +19,10 @@ CONF = nova_conf.CONF
 
 UPSTREAM_DRIVER = 'libvirt.LibvirtDriver'
 OUR_DRIVER = 'gpu_ext.GPULibvirtDriver'
-OUR_FILTERS = ('GPUExtHostFilter',)
+OUR_FILTERS = ('GPUExtHostFilter', 'GPUPlacementFilter')
 OUR_WEIGHERS = (
     'nova_gpu_ext.scheduler.weighers.GPUHostAvoidanceWeigher',
+    'nova_gpu_ext.scheduler.weighers.GPUAffinityWeigher',
 )
 
 
@@ -57,8 +58,9 @@ class GPUExtTestBase(test_vgpu.VGPUTestBase):
         CONF.set_override('api_paste_config', api_paste_ini(), group='wsgi')
         CONF.set_override(
             'available_filters',
-            ['nova.scheduler.filters.all_filters',
-             'nova_gpu_ext.scheduler.filters.GPUExtHostFilter'],
+            ['nova.scheduler.filters.all_filters'] + [
+                'nova_gpu_ext.scheduler.filters.' + name
+                for name in OUR_FILTERS],
             group='filter_scheduler')
         CONF.set_override(
             'weight_classes',

@@ -29,6 +29,7 @@ from oslo_log import log as logging
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext import host_facts
 from nova_gpu_ext import specs
+from nova_gpu_ext.virt import gpu_affinity
 from nova_gpu_ext.virt import tweaks
 
 LOG = logging.getLogger(__name__)
@@ -52,6 +53,12 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         self.guest_changes = collections.OrderedDict()
         self._sysfs_root = CONF.gpu_ext.sysfs_root
         self._dev_root = CONF.gpu_ext.dev_root
+        # Render node per guest (restart: rebuilt from the domains' XML).
+        self.render_nodes = gpu_affinity.RenderNodeTracker()
+        # Placement provider UUID of each physical GPU, by PCI address,
+        # from the last update_provider_tree (published in the stats so
+        # the scheduler can map allocation candidates to GPUs).
+        self._gpu_provider_uuids = {}
 
     # -- host facts ---------------------------------------------------------
 
@@ -74,13 +81,62 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
                  'render node(s) under %s', len(topology.gpus),
                  len(topology.numa_nodes), len(topology.render_nodes),
                  self._sysfs_root)
+        self._recover_render_nodes()
+
+    def _recover_render_nodes(self):
+        """Who uses which render node, from the defined domains."""
+        try:
+            guests = self._host.list_guests(only_running=False)
+        except Exception:
+            LOG.warning('Cannot list domains to recover render node usage')
+            return
+        for guest in guests:
+            try:
+                name = gpu_affinity.render_node_of(guest.get_xml_desc())
+            except Exception:
+                continue
+            if name:
+                self.render_nodes.record(guest.uuid, name)
+
+    def _mdevs_in_use_by_parent(self):
+        """Count of assigned mdevs per parent PCI address."""
+        try:
+            assigned = self._get_all_assigned_mediated_devices()
+            if not assigned:
+                return {}
+            counts = {}
+            for mdev in self._get_mediated_devices():
+                if mdev['uuid'] in assigned:
+                    key = gpu_affinity.libvirt_name_to_address(
+                        mdev['parent'])
+                    counts[key] = counts.get(key, 0) + 1
+            return counts
+        except Exception:
+            LOG.debug('Cannot count mediated devices in use', exc_info=True)
+            return {}
+
+    def gpu_host_summary(self, topology):
+        """The published summary plus what only the driver knows: provider
+        UUIDs, mdevs in use per GPU, guests per render node."""
+        summary = host_facts.host_summary(topology)
+        in_use = self._mdevs_in_use_by_parent()
+        for entry in summary['gpus']:
+            uuid = self._gpu_provider_uuids.get(entry['addr'])
+            if uuid:
+                entry['rp'] = uuid
+            if 'mdev_types' in entry:
+                entry['used'] = in_use.get(entry['addr'], 0)
+        counts = self.render_nodes.counts()
+        for render in summary['render_nodes']:
+            render['guests'] = counts.get(render['name'], 0)
+        return summary
 
     def get_available_resource(self, nodename):
         data = super().get_available_resource(nodename)
         if CONF.gpu_ext.enabled:
             topology = self._refresh_gpu_topology()
             data.setdefault('stats', {})[STATS_KEY] = json.dumps(
-                host_facts.host_summary(topology), sort_keys=True,
+                self.gpu_host_summary(topology), sort_keys=True,
                 separators=(',', ':'))
         return data
 
@@ -92,6 +148,13 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
             return
         provider_tree.add_traits(nodename, DRIVER_TRAIT)
         topology = self.gpu_topology
+        uuids = {}
+        for gpu in topology.physical_gpus():
+            for name in ('%s_%s' % (nodename, gpu.address.libvirt_name),
+                         '%s_%s' % (nodename, gpu.address)):
+                if provider_tree.exists(name):
+                    uuids[str(gpu.address)] = provider_tree.data(name).uuid
+        self._gpu_provider_uuids = uuids
         for rp_name, traits in host_facts.provider_traits(
                 topology, nodename).items():
             if provider_tree.exists(rp_name):
@@ -132,8 +195,26 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
             image_meta=image_meta,
             flavor=instance.flavor,
         )
+        affinity_changes = []
+        if request.is_gpu_guest:
+            policy = (request.numa_affinity_policy or
+                      CONF.gpu_ext.numa_affinity_policy)
+            affinity_changes = gpu_affinity.apply(
+                self, guest, instance, request, ctx.host, policy,
+                self.render_nodes, CONF.gpu_ext.render_node_max_guests)
+            for line in affinity_changes:
+                LOG.info('nova-gpu-ext changed the domain: %s', line,
+                         instance=instance)
         self.apply_tweaks(guest, ctx)
+        self.guest_changes[instance.uuid] = (
+            affinity_changes + self.guest_changes.get(instance.uuid, []))
         return guest
+
+    def cleanup(self, context, instance, *args, **kwargs):
+        try:
+            return super().cleanup(context, instance, *args, **kwargs)
+        finally:
+            self.render_nodes.release(instance.uuid)
 
     def apply_tweaks(self, guest, ctx):
         """Apply the selected tweaks; return the lines saying what changed."""

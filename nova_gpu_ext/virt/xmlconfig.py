@@ -206,3 +206,45 @@ class Guest(vconfig.LibvirtConfigGuest):
         menu = xmldoc.find('bootmenu')
         self.os_bootmenu_off = (menu is not None and
                                 menu.get('enable') == 'no')
+
+
+class GuestGraphicsGL(vconfig.LibvirtConfigGuestGraphics):
+    """``<graphics type='egl-headless'><gl rendernode='/dev/dri/...'/>``.
+
+    Also SPICE with GL: ``<graphics type='spice'><gl enable='yes'
+    rendernode='...'/>`` (SPICE must then listen on a UNIX socket or none).
+    """
+
+    rendernode: Optional[str] = None
+
+    def format_dom(self):
+        if self.type == 'egl-headless':
+            dev = etree.Element('graphics', type='egl-headless')
+            if self.rendernode:
+                dev.append(etree.Element('gl', rendernode=self.rendernode))
+            return dev
+        dev = super().format_dom()
+        if self.type == 'spice':
+            gl = etree.Element('gl', enable='yes')
+            if self.rendernode:
+                gl.set('rendernode', self.rendernode)
+            dev.append(gl)
+        return dev
+
+
+class GuestVideoAccel3D(vconfig.LibvirtConfigGuestVideo):
+    """``<video><model type='virtio'><acceleration accel3d='yes'/>``.
+
+    The render node itself goes on ``<graphics><gl rendernode>``: the
+    ``rendernode`` attribute of ``<acceleration>`` only applies to
+    vhost-user GPUs.
+    """
+
+    accel3d: bool = False
+
+    def format_dom(self):
+        dev = super().format_dom()
+        if self.accel3d:
+            model = dev.find('model')
+            model.append(etree.Element('acceleration', accel3d='yes'))
+        return dev

@@ -1,0 +1,238 @@
+"""GPU-to-NUMA affinity: on which host NUMA node a GPU guest should run.
+
+Layer rule: pure core. No Nova, no I/O, no CONF; every input is a value,
+every output a decision that says why. The scheduler filter, the weigher,
+the driver and ``nova-gpu-ext explain`` all call these functions, so they
+cannot disagree.
+
+The policies are the words Nova uses for PCI devices
+(``hw:pci_numa_affinity_policy``), applied to every GPU kind (whole GPU, VF,
+mdev vGPU):
+
+* ``required``: the guest's vCPUs and memory on the GPU's NUMA node, bound
+  strictly; a GPU whose node is unknown or full is refused.
+* ``socket``: on the GPU's node if it fits, else on another node of the
+  GPU's socket; refused if neither fits or the socket is unknown.
+* ``preferred``: on the GPU's node if it fits (bound with libvirt's
+  ``preferred`` memory mode); otherwise anywhere, never refused.
+* ``legacy``: upstream Nova's behaviour for guests without a NUMA topology:
+  no binding at all.
+
+A guest that uses several physical GPUs is placed by its first GPU; the
+others are checked against the same node under ``required``/``socket``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable, Optional, Sequence
+
+POLICIES = ('required', 'socket', 'preferred', 'legacy')
+DEFAULT_POLICY = 'preferred'
+
+STRICT = 'strict'
+PREFERRED = 'preferred'
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeCapacity:
+    """What is free on one host NUMA node."""
+
+    id: int
+    socket: Optional[int]
+    free_cpus: float
+    free_memory_mb: int
+    total_cpus: int = 0
+    total_memory_mb: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class GPUSlot:
+    """A physical GPU a guest could get a device from (whole, VF, mdev)."""
+
+    address: str
+    numa_node: Optional[int]
+    socket: Optional[int] = None
+    #: opaque for the core: the caller's handle (allocation candidate, ...)
+    key: object = None
+
+
+@dataclasses.dataclass(frozen=True)
+class GuestNeeds:
+    vcpus: int
+    memory_mb: int
+    policy: str = DEFAULT_POLICY
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeChoice:
+    """Where a guest goes for one GPU; ``ok`` False says why not."""
+
+    gpu: GPUSlot
+    ok: bool
+    node: Optional[int]            # host node to bind to; None = no binding
+    binding: Optional[str]         # STRICT, PREFERRED or None
+    local: bool                    # the guest shares the GPU's node
+    reason: str
+    tightness: float = 0.0         # 0..1, how full the node is afterwards
+
+    @property
+    def cross_numa(self) -> bool:
+        return self.ok and not self.local
+
+
+def _fits(needs: GuestNeeds, node: NodeCapacity) -> bool:
+    return (node.free_cpus >= needs.vcpus and
+            node.free_memory_mb >= needs.memory_mb)
+
+
+def _shortfall(needs: GuestNeeds, node: NodeCapacity) -> str:
+    parts = []
+    if node.free_memory_mb < needs.memory_mb:
+        parts.append('%d MiB free < %d MiB' % (node.free_memory_mb,
+                                                needs.memory_mb))
+    if node.free_cpus < needs.vcpus:
+        parts.append('%g CPUs free < %d vCPUs' % (node.free_cpus,
+                                                   needs.vcpus))
+    return ', '.join(parts)
+
+
+def _tightness(needs: GuestNeeds, node: NodeCapacity) -> float:
+    if not node.total_memory_mb:
+        return 0.0
+    left = node.free_memory_mb - needs.memory_mb
+    return max(0.0, min(1.0, 1.0 - left / node.total_memory_mb))
+
+
+def choose_node(needs: GuestNeeds, gpu: GPUSlot,
+                nodes: Sequence[NodeCapacity]) -> NodeChoice:
+    """The NUMA placement of a guest that gets a device from ``gpu``."""
+    policy = needs.policy if needs.policy in POLICIES else DEFAULT_POLICY
+    by_id = {n.id: n for n in nodes}
+    if policy == 'legacy':
+        return NodeChoice(gpu, True, None, None, False,
+                          'policy legacy: no NUMA binding (as upstream)')
+    if gpu.numa_node is None or gpu.numa_node not in by_id:
+        if policy in ('required', 'socket'):
+            return NodeChoice(gpu, False, None, None, False,
+                              'GPU %s: NUMA node unknown, policy %s needs it'
+                              % (gpu.address, policy))
+        return NodeChoice(gpu, True, None, None, False,
+                          'GPU %s: NUMA node unknown; not bound' %
+                          gpu.address)
+    home = by_id[gpu.numa_node]
+    if _fits(needs, home):
+        return NodeChoice(
+            gpu, True, home.id, STRICT if policy in ('required', 'socket')
+            else PREFERRED, True,
+            'GPU %s on node %d; guest fits there' % (gpu.address, home.id),
+            _tightness(needs, home))
+    short = 'GPU %s on node %d: %s' % (gpu.address, home.id,
+                                        _shortfall(needs, home))
+    if policy == 'required':
+        return NodeChoice(gpu, False, None, None, False, short)
+    if policy == 'socket':
+        socket = gpu.socket if gpu.socket is not None else home.socket
+        if socket is None:
+            return NodeChoice(gpu, False, None, None, False,
+                              short + '; socket unknown')
+        for node in sorted(nodes, key=lambda n: n.id):
+            if node.id != home.id and node.socket == socket and \
+                    _fits(needs, node):
+                return NodeChoice(
+                    gpu, True, node.id, STRICT, False,
+                    short + '; node %d on the same socket %d fits' % (
+                        node.id, socket), _tightness(needs, node))
+        return NodeChoice(gpu, False, None, None, False,
+                          short + '; no other node of socket %d fits' %
+                          socket)
+    # preferred: never refused, but not bound where it does not fit.
+    return NodeChoice(gpu, True, None, None, False,
+                      short + '; placed without NUMA binding (preferred)')
+
+
+def rank(needs: GuestNeeds, gpus: Iterable[GPUSlot],
+         nodes: Sequence[NodeCapacity]):
+    """Every GPU's choice: accepted ones best first, then the refused.
+
+    Best: NUMA-local before not, then the tightest fit (keeps emptier nodes
+    free for bigger guests), then the GPU address (stable order).
+    """
+    choices = [choose_node(needs, gpu, nodes) for gpu in gpus]
+    accepted = sorted((c for c in choices if c.ok),
+                      key=lambda c: (not c.local, -c.tightness,
+                                     c.gpu.address))
+    refused = [c for c in choices if not c.ok]
+    return accepted, refused
+
+
+def host_score(accepted: Sequence[NodeChoice]) -> float:
+    """For the weigher: 0 nothing local, up to 2 for a tight local fit."""
+    if not accepted:
+        return 0.0
+    best = accepted[0]
+    return (1.0 if best.local else 0.0) + best.tightness
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderSlot:
+    """A DRM render node and how many guests use it."""
+
+    name: str
+    path: str
+    numa_node: Optional[int]
+    guests: int = 0
+    limit: int = 0                  # 0: no limit
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderChoice:
+    ok: bool
+    render: Optional[RenderSlot]
+    node: Optional[int]
+    reason: str
+
+
+def choose_render_node(render_nodes: Sequence[RenderSlot],
+                       needs: GuestNeeds,
+                       nodes: Sequence[NodeCapacity],
+                       only_node: Optional[int] = None) -> RenderChoice:
+    """A render node and the NUMA node the guest should run on with it.
+
+    The render node is picked on a node where the guest fits (or on
+    ``only_node`` when the guest's node is already decided), least used
+    first, never above its limit. Under ``required``/``socket`` a guest
+    never runs away from its render node's node; under ``preferred`` and
+    ``legacy`` it gets the least-used render node if none is local.
+    """
+    by_id = {n.id: n for n in nodes}
+    usable = [r for r in render_nodes if not r.limit or r.guests < r.limit]
+    if not usable:
+        return RenderChoice(False, None, None, 'every render node is at its '
+                            'guest limit (%s)' % ', '.join(
+                                '%s %d/%d' % (r.name, r.guests, r.limit)
+                                for r in render_nodes) if render_nodes else
+                            'the host has no render node')
+    local = []
+    for r in usable:
+        if r.numa_node is None or r.numa_node not in by_id:
+            continue
+        if only_node is not None and r.numa_node != only_node:
+            continue
+        if _fits(needs, by_id[r.numa_node]):
+            local.append(r)
+    if local:
+        best = min(local, key=lambda r: (r.guests, r.name))
+        return RenderChoice(True, best, best.numa_node,
+                            '%s on node %d (%d guest(s) on it)' % (
+                                best.name, best.numa_node, best.guests))
+    if needs.policy in ('required', 'socket'):
+        return RenderChoice(False, None, None, 'no render node with room on '
+                            'a NUMA node where the guest fits (%s)' % ', '.join(
+                                '%s node %s %d/%s' % (
+                                    r.name, r.numa_node, r.guests,
+                                    r.limit or '-') for r in render_nodes))
+    best = min(usable, key=lambda r: (r.guests, r.name))
+    return RenderChoice(True, best, None, '%s (not NUMA-local: no local '
+                        'render node fits; policy %s)' % (best.name,
+                                                           needs.policy))

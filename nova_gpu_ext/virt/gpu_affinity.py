@@ -1,0 +1,285 @@
+"""Compute side of GPU-to-NUMA affinity and render-node binding.
+
+Layer rule: adapter. Reads what the guest got (the PCI hostdevs and mdevs
+that upstream's driver put in the guest config, the host topology), asks
+the pure core (:mod:`nova_gpu_ext.placement.affinity`) and applies the
+answer to the ``LibvirtConfigGuest``:
+
+* a guest without a NUMA topology of its own is bound to the NUMA node of
+  its physical GPU: ``<vcpu cpuset>`` narrowed to that node's CPUs and
+  ``<numatune><memory mode='strict|preferred' nodeset='N'/>``;
+* a guest that has a NUMA topology (Nova placed its cells at the claim) is
+  only checked: under ``required``/``socket`` a cell must be on the GPU's
+  node/socket, otherwise the build is refused (and rescheduled), never
+  silently cross-NUMA;
+* a guest that asks for a render node gets the least-used render node of
+  its NUMA node, ``<graphics type='egl-headless'><gl rendernode/>`` and a
+  virtio video model with ``accel3d``; the per-render-node guest limit is
+  checked under a lock, so racing builds cannot exceed it.
+"""
+
+import threading
+
+from nova import exception
+from nova.virt.libvirt import config as vconfig
+from nova.virt.libvirt import utils as libvirt_utils
+from oslo_log import log as logging
+
+from nova_gpu_ext import model
+from nova_gpu_ext.placement import affinity
+from nova_gpu_ext.virt import xmlconfig
+
+LOG = logging.getLogger(__name__)
+
+UNBOUNDED = 1 << 30
+
+
+class Refused(exception.ComputeResourcesUnavailable):
+    """A GPU placement rule cannot hold on this host (the build reschedules).
+    """
+
+
+def pci_address(dev):
+    """``0000:3b:00.0`` of a ``LibvirtConfigGuestHostdevPCI``."""
+    def num(value):
+        return int(str(value), 16)
+    return '%04x:%02x:%02x.%x' % (num(dev.domain), num(dev.bus),
+                                  num(dev.slot), num(dev.function))
+
+
+def libvirt_name_to_address(name):
+    """``pci_0000_81_00_0`` -> ``0000:81:00.0``."""
+    domain, bus, slot, function = name[len('pci_'):].split('_')
+    return '%s:%s:%s.%s' % (domain, bus, slot, function)
+
+
+def physical_gpu_addresses(driver, guest, topology):
+    """The physical GPUs behind the guest's devices, in device order.
+
+    A VF counts as its PF; an mdev as its parent. Devices that are not GPUs
+    the topology knows (NICs, ...) are ignored.
+    """
+    out = []
+    for dev in guest.devices:
+        address = None
+        if isinstance(dev, vconfig.LibvirtConfigGuestHostdevPCI):
+            address = pci_address(dev)
+        elif isinstance(dev, vconfig.LibvirtConfigGuestHostdevMDEV):
+            try:
+                info = driver._get_mediated_device_information(
+                    libvirt_utils.mdev_uuid2name(dev.uuid))
+                address = libvirt_name_to_address(info['parent'])
+            except Exception:
+                LOG.warning('Cannot tell the parent GPU of mdev %s', dev.uuid)
+                continue
+        if address is None:
+            continue
+        gpu = topology.gpu(address)
+        if gpu is None:
+            continue
+        if gpu.physfn is not None:
+            gpu = topology.gpu(gpu.physfn) or gpu
+        if str(gpu.address) not in out:
+            out.append(str(gpu.address))
+    return out
+
+
+def node_capacities(topology):
+    # The scheduler checked capacity; the compute binds to what it was given.
+    return [affinity.NodeCapacity(n.id, n.socket, UNBOUNDED, UNBOUNDED,
+                                  len(n.cpus), n.memory_mb or 0)
+            for n in topology.numa_nodes]
+
+
+def _bind(guest, topology, node_id, mode, instance):
+    node = topology.node(node_id)
+    cpus = set(node.cpus)
+    if guest.cpuset:
+        cpus &= set(guest.cpuset)
+    if not cpus:
+        if mode == affinity.STRICT:
+            raise Refused(reason='none of the CPUs Nova may use for this '
+                                 'guest is on NUMA node %d' % node_id)
+        LOG.warning('No usable CPU on NUMA node %d; guest not bound',
+                    node_id, instance=instance)
+        return None
+    guest.cpuset = cpus
+    tune = vconfig.LibvirtConfigGuestNUMATune()
+    tune.memory = vconfig.LibvirtConfigGuestNUMATuneMemory()
+    tune.memory.mode = mode
+    tune.memory.nodeset = [node_id]
+    guest.numatune = tune
+    return 'vcpus on node %d CPUs %s, memory %s on node %d' % (
+        node_id, _cpus(cpus), mode, node_id)
+
+
+def _cpus(cpus):
+    from nova.virt import hardware
+    return hardware.format_cpu_spec(cpus, allow_ranges=True)
+
+
+def _guest_cells(instance):
+    topology = getattr(instance, 'numa_topology', None)
+    if not topology or not topology.cells:
+        return []
+    return [cell.id for cell in topology.cells]
+
+
+class RenderNodeTracker:
+    """Which guest uses which render node on this host, under a lock."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_instance = {}
+
+    def counts(self):
+        with self._lock:
+            out = {}
+            for name in self._by_instance.values():
+                out[name] = out.get(name, 0) + 1
+            return out
+
+    def claim(self, instance_uuid, topology, needs, limit, only_node=None):
+        """Choose and record a render node atomically."""
+        with self._lock:
+            self._by_instance.pop(instance_uuid, None)
+            counts = {}
+            for name in self._by_instance.values():
+                counts[name] = counts.get(name, 0) + 1
+            slots = [affinity.RenderSlot(r.name, r.path, r.numa_node,
+                                         counts.get(r.name, 0), limit)
+                     for r in topology.render_nodes]
+            choice = affinity.choose_render_node(
+                slots, needs, node_capacities(topology), only_node=only_node)
+            if choice.ok:
+                self._by_instance[instance_uuid] = choice.render.name
+            return choice
+
+    def release(self, instance_uuid):
+        with self._lock:
+            return self._by_instance.pop(instance_uuid, None)
+
+    def record(self, instance_uuid, name):
+        with self._lock:
+            self._by_instance[instance_uuid] = name
+
+
+def _add_render_node(guest, render, display):
+    graphics = None
+    if display == 'spice-gl':
+        for dev in guest.devices:
+            if isinstance(dev, vconfig.LibvirtConfigGuestGraphics) and \
+                    dev.type == 'spice':
+                graphics = xmlconfig.promote(dev, xmlconfig.GuestGraphicsGL)
+    if graphics is None:
+        graphics = xmlconfig.GuestGraphicsGL()
+        graphics.type = 'egl-headless'
+        guest.add_device(graphics)
+    graphics.rendernode = render.path
+    video = None
+    for dev in guest.devices:
+        if isinstance(dev, vconfig.LibvirtConfigGuestVideo):
+            video = dev
+    if video is None:
+        video = vconfig.LibvirtConfigGuestVideo()
+        guest.add_device(video)
+    video = xmlconfig.promote(video, xmlconfig.GuestVideoAccel3D)
+    video.type = 'virtio'
+    video.accel3d = True
+    return 'graphics %s gl rendernode=%s, video virtio accel3d' % (
+        graphics.type, render.path)
+
+
+def apply(driver, guest, instance, request, topology, policy,
+          render_tracker, render_limit):
+    """Apply affinity and render node; return lines saying what changed.
+
+    Raises :class:`Refused` when a ``required``/``socket`` rule cannot hold.
+    """
+    changes = []
+    needs = affinity.GuestNeeds(instance.flavor.vcpus,
+                                instance.flavor.memory_mb, policy)
+    cells = _guest_cells(instance)
+    gpus = physical_gpu_addresses(driver, guest, topology)
+    bound_node = None
+    if gpus:
+        first = topology.gpu(gpus[0])
+        slot = affinity.GPUSlot(gpus[0], first.numa_node, first.socket)
+        if cells:
+            _check_cells(first, cells, topology, policy, instance)
+        else:
+            choice = affinity.choose_node(needs, slot,
+                                          node_capacities(topology))
+            if not choice.ok:
+                raise Refused(reason=choice.reason)
+            for other in gpus[1:]:
+                gpu = topology.gpu(other)
+                if policy == 'required' and choice.node is not None and \
+                        gpu.numa_node != choice.node:
+                    raise Refused(reason='GPU %s is on node %s, not on node '
+                                         '%d with GPU %s' % (
+                                             other, gpu.numa_node,
+                                             choice.node, gpus[0]))
+            if choice.node is not None:
+                line = _bind(guest, topology, choice.node, choice.binding,
+                             instance)
+                if line:
+                    bound_node = choice.node
+                    changes.append('numa: %s (GPU %s, policy %s)' % (
+                        line, gpus[0], policy))
+            else:
+                changes.append('numa: not bound (%s)' % choice.reason)
+    if request.wants_render_node:
+        only = bound_node
+        if only is None and len(cells) == 1:
+            only = cells[0]
+        choice = render_tracker.claim(instance.uuid, topology, needs,
+                                      render_limit, only_node=only)
+        if not choice.ok:
+            raise Refused(reason='render node: %s' % choice.reason)
+        changes.append('render node: %s (%s)' % (
+            _add_render_node(guest, choice.render, request.display),
+            choice.reason))
+        if bound_node is None and not cells and choice.node is not None:
+            mode = (affinity.STRICT if policy in ('required', 'socket')
+                    else affinity.PREFERRED)
+            line = _bind(guest, topology, choice.node, mode, instance)
+            if line:
+                changes.append('numa: %s (render node %s)' % (
+                    line, choice.render.name))
+    return changes
+
+
+def _check_cells(gpu, cells, topology, policy, instance):
+    if policy in ('legacy',) or gpu.numa_node is None and \
+            policy == 'preferred':
+        return
+    if gpu.numa_node in cells:
+        return
+    if policy == 'socket' and gpu.socket is not None and any(
+            topology.socket_of(c) == gpu.socket for c in cells):
+        return
+    reason = ('GPU %s is on NUMA node %s but the guest\'s cells are on %s' %
+              (gpu.address, gpu.numa_node, cells))
+    if policy in ('required', 'socket'):
+        raise Refused(reason=reason + ' (policy %s)' % policy)
+    LOG.warning('%s (policy %s: accepted)', reason, policy,
+                instance=instance)
+
+
+def render_node_of(xml):
+    """The render node a defined domain uses, from its XML (restart)."""
+    from lxml import etree
+    try:
+        root = etree.fromstring(xml.encode() if isinstance(xml, str)
+                                else xml)
+    except Exception:
+        return None
+    for gl in root.iterfind('./devices/graphics/gl'):
+        if gl.get('rendernode'):
+            return gl.get('rendernode').rsplit('/', 1)[-1]
+    return None
+
+
+__all__ = ['apply', 'Refused', 'RenderNodeTracker', 'render_node_of',
+           'physical_gpu_addresses', 'model']
