@@ -1,0 +1,627 @@
+"""``nova-gpu-ext explain``: where a flavor would go on one host, and why.
+
+Layer rule: adapter (CLI). Reads the host only through
+:mod:`nova_gpu_ext.topology.discover` (as ``inspect`` does), option defaults
+only through oslo.config (a private ``ConfigOpts`` with nova-gpu-ext's
+options, plus ``--config-file``), and decides only through the pure core
+that the scheduler filter, the weigher and the driver call:
+
+* :func:`nova_gpu_ext.placement.affinity.rank`: the physical GPU and the
+  host NUMA node (binding strict or preferred), and why each other GPU was
+  refused;
+* :func:`nova_gpu_ext.placement.packing.admit_on` and
+  :func:`~nova_gpu_ext.placement.packing.choose_physical_gpu` with the
+  sharing model (:mod:`nova_gpu_ext.placement.sharing`): for time-sliced
+  GPUs (mdev parents, PFs of VFs), tenants, efficiency, share, worst-case
+  wait against the timeout, and pack or spread;
+* :func:`nova_gpu_ext.placement.affinity.choose_render_node`.
+
+How the pieces compose for a shared GPU (mdev vGPU or VF): a physical GPU
+that cannot take one more tenant (free instance, timeout x margin,
+``max_tenants``, minimum share) is out; the others are ranked by
+``affinity.rank``; among the best tier (NUMA-local first, then the accepted
+non-local ones) the flavor's pack/spread picks the GPU. A whole GPU is the
+first of ``affinity.rank``. The render node is picked on the chosen NUMA
+node when the guest also has a device, else where the guest fits.
+
+Exit code: 0 placeable, 1 refused, 2 usage error.
+"""
+
+import dataclasses
+import json
+import sys
+import tempfile
+
+from oslo_config import cfg
+
+from nova_gpu_ext import model
+from nova_gpu_ext import specs
+from nova_gpu_ext.placement import affinity
+from nova_gpu_ext.placement import packing
+from nova_gpu_ext.placement import sharing
+from nova_gpu_ext.topology import discover
+from nova_gpu_ext.topology import paths as sysfs_paths
+
+PLACEABLE = 0
+REFUSED = 1
+USAGE = 2
+
+VGPU = 'vgpu'
+PCI = 'pci'
+RENDER = 'render'
+
+
+class UsageError(ValueError):
+    """A bad command-line value; the message says which and why."""
+
+
+def register(subparsers):
+    parser = subparsers.add_parser(
+        'explain', help='explain where a flavor would go on a host (NUMA '
+                        'node, GPU, render node) and why',
+        description='Given a host (this one, a sysfs tree or a built-in '
+                    'sample) and a flavor\'s extra specs, print the '
+                    'placement decision nova-gpu-ext makes: the physical '
+                    'GPU, the NUMA node and its binding, the render node, '
+                    'the time-slice sharing of shared GPUs, and why the '
+                    'other choices were refused. Exit code 0: placeable, '
+                    '1: refused.')
+    parser.add_argument('--sysfs-root', default='/sys',
+                        help='root of the sysfs tree (default: /sys)')
+    parser.add_argument('--dev-root', default='/dev',
+                        help='root of the device tree (default: /dev)')
+    parser.add_argument('--sample', metavar='NAME',
+                        help='a built-in sample host (see nova-gpu-ext '
+                             'inspect --list-samples)')
+    parser.add_argument('--spec', metavar='KEY=VALUE', nargs='+',
+                        action='extend', default=[], required=True,
+                        help="the flavor's extra specs, e.g. "
+                             'resources:VGPU=1 '
+                             'gpu:numa_affinity_policy=required')
+    parser.add_argument('--vcpus', type=int, default=2,
+                        help="the flavor's vCPUs (default: 2)")
+    parser.add_argument('--memory-mb', type=int, default=4096,
+                        help="the flavor's memory in MiB (default: 4096)")
+    parser.add_argument('--used-cpus', metavar='NODE=N|all', nargs='+',
+                        action='extend', default=[],
+                        help='CPUs already used on a NUMA node')
+    parser.add_argument('--used-memory-mb', metavar='NODE=M|all', nargs='+',
+                        action='extend', default=[],
+                        help='memory (MiB) already used on a NUMA node')
+    parser.add_argument('--tenants', metavar='PCI|RENDER=N', nargs='+',
+                        action='extend', default=[],
+                        help='guests already on a physical GPU (by PCI '
+                             'address; for a whole GPU, N >= 1 means in use) '
+                             'or on a render node (by name, renderD128). '
+                             'Default for mdev parents: the mdevs that '
+                             'exist; otherwise 0')
+    parser.add_argument('--pci-kind', choices=('whole', 'vf'),
+                        default='whole',
+                        help='what a PCI alias or custom resource class of '
+                             'the flavor stands for: a whole GPU (default) '
+                             'or an SR-IOV VF of a GPU')
+    parser.add_argument('--mdev-type', metavar='NAME',
+                        help='the mdev type a VGPU is created from '
+                             '(default: the first type of the first '
+                             'mdev-capable GPU)')
+    parser.add_argument('--config-file', action='append', default=[],
+                        help='a nova.conf with [gpu_ext] and '
+                             '[gpu_sharing_<type>] options (repeatable; '
+                             'default: none, option defaults)')
+    parser.add_argument('--format', choices=('table', 'json'),
+                        default='table')
+    parser.set_defaults(func=run)
+
+
+def run(args, out=None):
+    out = out or sys.stdout
+    try:
+        conf = load_conf(args.config_file)
+        extra_specs = _pairs(args.spec, '--spec', str)
+        request = specs.parse(extra_specs)
+        if args.sample:
+            from nova_gpu_ext.topology import fake_sysfs
+            if args.sample not in fake_sysfs.SAMPLE_HOSTS:
+                raise UsageError('unknown sample %r; choose from: %s' % (
+                    args.sample, ', '.join(sorted(fake_sysfs.SAMPLE_HOSTS))))
+            with tempfile.TemporaryDirectory() as root:
+                fake_sysfs.SAMPLE_HOSTS[args.sample](root)
+                topology = discover.discover_host(
+                    sysfs_paths.SysfsPaths(root, dev_root=args.dev_root))
+            source = 'built-in sample host %r (simulated)' % args.sample
+        else:
+            topology = discover.discover_host(sysfs_paths.SysfsPaths(
+                args.sysfs_root, dev_root=args.dev_root))
+            source = 'sysfs at %s' % args.sysfs_root
+        result = explain(topology, extra_specs, request, args, conf)
+    except (UsageError, specs.InvalidExtraSpec, cfg.Error) as exc:
+        sys.stderr.write('nova-gpu-ext explain: %s\n' % exc)
+        return USAGE
+    result['host'] = source
+    if args.format == 'json':
+        json.dump(result, out, indent=2, sort_keys=True)
+        out.write('\n')
+    else:
+        out.write(render_table(result))
+    return PLACEABLE if result['placeable'] else REFUSED
+
+
+def load_conf(config_files=()):
+    """A private ConfigOpts with nova-gpu-ext's options, defaults or files.
+
+    Private so that the CLI neither needs nor disturbs Nova's global CONF,
+    and reads only the files it is given (never /etc/nova by surprise).
+    """
+    from nova_gpu_ext import conf as gpu_conf
+    conf = cfg.ConfigOpts()
+    gpu_conf.register_opts(conf)
+    conf(args=[], project='nova', default_config_files=list(config_files))
+    return conf
+
+
+# -- the decision ------------------------------------------------------------
+
+def explain(topology, extra_specs, request, args, conf):
+    """Every decision for ``request`` on ``topology``, as a JSON-able dict."""
+    tenants = _pairs(args.tenants, '--tenants', int)
+    kind = _request_kind(request)
+    policy, policy_source = _policy(request, extra_specs, kind, conf)
+    strategy = request.placement or conf.gpu_ext.sharing_default_placement
+    strategy_source = ('flavor gpu:placement' if request.placement else
+                       '[gpu_ext] sharing_default_placement')
+    min_share = (request.min_share_percent / 100.0
+                 if request.min_share_percent else None)
+    needs = affinity.GuestNeeds(args.vcpus, args.memory_mb, policy)
+    nodes = _node_capacities(topology, args)
+    result = {
+        'request': {
+            'extra_specs': dict(extra_specs),
+            'kind': kind,
+            'vcpus': args.vcpus,
+            'memory_mb': args.memory_mb,
+            'numa_affinity_policy': policy,
+            'numa_affinity_policy_source': policy_source,
+        },
+        'nodes': [dataclasses.asdict(n) for n in nodes],
+        'gpus': [],
+        'shared_gpus': [],
+        'decision': None,
+        'render': None,
+        'placeable': True,
+        'reasons': [],
+        'warnings': list(topology.warnings),
+    }
+    if kind is None:
+        result['reasons'].append(
+            'The flavor asks for no GPU device and no render node%s: '
+            'nova-gpu-ext leaves its placement to Nova.' % (
+                '' if request.enabled else ' (gpu:enabled=false)'))
+        return result
+
+    chosen = None
+    if kind == VGPU or (kind == PCI and args.pci_kind == 'vf'):
+        result['request'].update(placement=strategy,
+                                 placement_source=strategy_source,
+                                 min_share=min_share)
+        loads, type_name, profile_source = _shared_loads(
+            topology, kind, args, tenants, conf)
+        result['request'].update(device_type=type_name,
+                                 sharing_profile_source=profile_source,
+                                 count=_device_count(request, kind))
+        chosen = _decide_shared(result, topology, needs, nodes, loads,
+                                strategy, min_share)
+    elif kind == PCI:
+        result['request'].update(device_type='whole GPU',
+                                 count=_device_count(request, kind))
+        chosen = _decide_whole(result, topology, needs, nodes, tenants,
+                               _device_count(request, kind))
+    if request.wants_render_node:
+        only_node = None
+        if chosen is not None:
+            only_node = chosen.node
+        if kind == RENDER or chosen is not None:
+            _decide_render(result, topology, needs, nodes, tenants, conf,
+                           only_node, kind == RENDER)
+        else:
+            result['render'] = {'ok': False, 'name': None, 'path': None,
+                                'node': None, 'reason': 'not chosen: the '
+                                'guest has no device placement'}
+    return result
+
+
+def _request_kind(request):
+    if not request.enabled:
+        return None
+    if request.vgpus:
+        return VGPU
+    if request.pci_aliases or request.custom_resources:
+        return PCI
+    if request.wants_render_node:
+        return RENDER
+    return None
+
+
+def _device_count(request, kind):
+    if kind == VGPU:
+        return request.vgpus
+    return (sum(n for _, n in request.pci_aliases) +
+            sum(n for _, n in request.custom_resources))
+
+
+def _policy(request, extra_specs, kind, conf):
+    if request.numa_affinity_policy:
+        return request.numa_affinity_policy, 'flavor gpu:numa_affinity_policy'
+    pci_policy = extra_specs.get('hw:pci_numa_affinity_policy')
+    if kind == PCI and pci_policy in affinity.POLICIES:
+        # Nova applies its own PCI policy to PCI devices: compose, never
+        # contradict it.
+        return pci_policy, 'flavor hw:pci_numa_affinity_policy'
+    return conf.gpu_ext.numa_affinity_policy, '[gpu_ext] numa_affinity_policy'
+
+
+def _node_capacities(topology, args):
+    used_cpus = _pairs(args.used_cpus, '--used-cpus', _int_or_all)
+    used_mem = _pairs(args.used_memory_mb, '--used-memory-mb', _int_or_all)
+    known = {str(n.id) for n in topology.numa_nodes}
+    for key in list(used_cpus) + list(used_mem):
+        if key not in known:
+            raise UsageError('NUMA node %s is not on this host (nodes: %s)'
+                             % (key, ', '.join(sorted(known)) or 'none'))
+    nodes = []
+    for node in topology.numa_nodes:
+        cpus = len(node.cpus)
+        memory = node.memory_mb or 0
+        ucpu = used_cpus.get(str(node.id), 0)
+        umem = used_mem.get(str(node.id), 0)
+        nodes.append(affinity.NodeCapacity(
+            id=node.id, socket=node.socket,
+            free_cpus=float(max(cpus - (cpus if ucpu == 'all' else ucpu), 0)),
+            free_memory_mb=max(memory - (memory if umem == 'all' else umem),
+                               0),
+            total_cpus=cpus, total_memory_mb=memory))
+    return nodes
+
+
+def _shared_loads(topology, kind, args, tenants, conf):
+    """The physical GPUs that could supply the VF or mdev, as loads."""
+    from nova_gpu_ext.conf import sharing as sharing_conf
+    loads = []
+    if kind == VGPU:
+        parents = [g for g in topology.gpus if g.mdev_types]
+        type_name = args.mdev_type
+        if type_name is None and parents:
+            type_name = parents[0].mdev_types[0].name
+        for gpu in parents:
+            mtype = next((t for t in gpu.mdev_types
+                          if t.name == type_name), None)
+            if mtype is None:
+                continue
+            existing = sum(1 for m in gpu.mdevs if m.type_name == type_name)
+            capacity = (mtype.available_instances or 0) + existing
+            loads.append((gpu, str(gpu.address), capacity,
+                          tenants.get(str(gpu.address), existing)))
+    else:
+        type_name = None
+        for gpu in topology.gpus:
+            if gpu.kind is not model.GPUKind.PF or not gpu.vfs:
+                continue
+            vf = topology.gpu(gpu.vfs[0])
+            vf_type = '%04x:%04x' % ((vf or gpu).vendor_id,
+                                     (vf or gpu).device_id)
+            type_name = type_name or vf_type
+            loads.append((gpu, str(gpu.address), len(gpu.vfs),
+                          tenants.get(str(gpu.address), 0)))
+    if type_name is None:
+        return [], None, None
+    profile = sharing_conf.profile_for(conf, type_name)
+    group = conf[sharing_conf.group_name(type_name)]
+    source = ('[%s]' % sharing_conf.group_name(type_name)
+              if group.slice_ms is not None or group.switch_ms is not None
+              else '[gpu_ext] default_slice_ms/default_switch_ms')
+    out = [(gpu, packing.PhysicalGPULoad(address, gpu.numa_node, n, cap,
+                                         profile))
+           for gpu, address, cap, n in loads]
+    return out, type_name, source
+
+
+def _decide_shared(result, topology, needs, nodes, loads, strategy,
+                   min_share):
+    admissions = {}
+    for gpu, load in loads:
+        admission = packing.admit_on(load, min_share)
+        admissions[load.address] = admission
+        profile = load.profile
+        result['shared_gpus'].append({
+            'address': load.address,
+            'numa_node': load.numa_node,
+            'tenants': load.tenants,
+            'instances': load.capacity,
+            'efficiency': sharing.efficiency(profile),
+            'share_per_tenant': (sharing.share_per_tenant(
+                profile, load.tenants) if load.tenants else None),
+            'worst_case_wait_ms': sharing.worst_case_wait_ms(
+                profile, load.tenants),
+            'limit_ms': sharing.limit_ms(profile),
+            'slice_ms': profile.slice_ms,
+            'switch_ms': profile.switch_ms,
+            'max_tenants': packing.slots(load, min_share),
+            'summary': sharing.describe(profile, load.tenants),
+            'next_tenant_admitted': admission.ok,
+            'next_tenant': admission.reason,
+        })
+    if not loads:
+        return _refuse(result, 'No physical GPU on this host offers %s.' % (
+            'an mdev type for VGPU' if result['request']['kind'] == VGPU
+            else 'SR-IOV VFs'))
+    by_address = {load.address: (gpu, load) for gpu, load in loads}
+    slots = [_slot(gpu, load.address) for gpu, load in loads
+             if admissions[load.address].ok]
+    accepted, refused = affinity.rank(needs, slots, nodes)
+    rows = {}
+    for gpu, load in loads:
+        if not admissions[load.address].ok:
+            rows[load.address] = _gpu_row(gpu, 'refused',
+                                          admissions[load.address].reason)
+    for c in refused:
+        rows[c.gpu.address] = _gpu_row(by_address[c.gpu.address][0],
+                                       'refused', c.reason)
+    for c in accepted:
+        rows[c.gpu.address] = _gpu_row(by_address[c.gpu.address][0],
+                                       'accepted', c.reason, c)
+    result['gpus'] = [rows[load.address] for _gpu, load in loads]
+    choice = None
+    for tier in ([c for c in accepted if c.local],
+                 [c for c in accepted if not c.local]):
+        if not tier:
+            continue
+        tier_loads = [by_address[c.gpu.address][1] for c in tier]
+        pick = packing.choose_physical_gpu(tier_loads, strategy, min_share)
+        if pick.address is not None:
+            choice = next(c for c in tier if c.gpu.address == pick.address)
+            result['shared_choice'] = pick.reason
+            break
+    if choice is None:
+        return _refuse(result, *_reasons(rows))
+    rows[choice.gpu.address]['status'] = 'chosen'
+    _record(result, choice)
+    return choice
+
+
+def _decide_whole(result, topology, needs, nodes, tenants, count):
+    candidates = [g for g in topology.gpus
+                  if g.kind is model.GPUKind.WHOLE or
+                  (g.kind is model.GPUKind.PF and not g.vfs)]
+    rows = {}
+    free = []
+    for gpu in candidates:
+        address = str(gpu.address)
+        used = tenants.get(address, 0)
+        if used > 0:
+            rows[address] = _gpu_row(gpu, 'refused', 'GPU %s: in use by %d '
+                                     'guest(s)' % (address, used))
+        else:
+            free.append(_slot(gpu, address))
+    by_address = {str(g.address): g for g in candidates}
+    accepted, refused = affinity.rank(needs, free, nodes)
+    for c in refused:
+        rows[c.gpu.address] = _gpu_row(by_address[c.gpu.address], 'refused',
+                                       c.reason)
+    for c in accepted:
+        rows[c.gpu.address] = _gpu_row(by_address[c.gpu.address],
+                                       'accepted', c.reason, c)
+    result['gpus'] = [rows[str(g.address)] for g in candidates]
+    if not candidates:
+        return _refuse(result, 'No whole GPU on this host (PCI '
+                       'passthrough candidates: GPUs without VFs or mdev '
+                       'types).')
+    if not accepted:
+        return _refuse(result, *_reasons(rows))
+    chosen = accepted[0]
+    # A guest with several GPUs is placed by its first; under a strict
+    # binding the others must be on the same node (affinity's rule).
+    group = [chosen] + [c for c in accepted[1:]
+                        if chosen.binding != affinity.STRICT or
+                        c.gpu.numa_node == chosen.gpu.numa_node]
+    if len(group) < count:
+        return _refuse(result, 'The flavor needs %d whole GPUs; %d are '
+                       'accepted%s.' % (
+                           count, len(group),
+                           ' on NUMA node %s' % chosen.node
+                           if chosen.binding == affinity.STRICT else ''))
+    for c in group[:count]:
+        rows[c.gpu.address]['status'] = 'chosen'
+    _record(result, chosen, [c.gpu.address for c in group[:count]])
+    return chosen
+
+
+def _decide_render(result, topology, needs, nodes, tenants, conf, only_node,
+                   alone):
+    limit = conf.gpu_ext.render_node_max_guests
+    slots = [affinity.RenderSlot(r.name, r.path, r.numa_node,
+                                 guests=tenants.get(r.name, 0), limit=limit)
+             for r in topology.render_nodes]
+    choice = affinity.choose_render_node(slots, needs, nodes, only_node)
+    result['render'] = {
+        'ok': choice.ok,
+        'name': choice.render.name if choice.render else None,
+        'path': choice.render.path if choice.render else None,
+        'node': choice.node,
+        'limit': limit,
+        'reason': choice.reason,
+        'render_nodes': [{'name': s.name, 'numa_node': s.numa_node,
+                          'guests': s.guests} for s in slots],
+    }
+    if not choice.ok:
+        _refuse(result, 'Render node: %s.' % choice.reason)
+    elif alone:
+        binding = None
+        if choice.node is not None and needs.policy != 'legacy':
+            binding = (affinity.STRICT
+                       if needs.policy in ('required', 'socket')
+                       else affinity.PREFERRED)
+        result['decision'] = {'gpu': None, 'gpus': [], 'node': choice.node,
+                              'binding': binding,
+                              'numa_local': choice.node is not None,
+                              'reason': choice.reason}
+
+
+def _slot(gpu, address):
+    return affinity.GPUSlot(address, gpu.numa_node, gpu.socket)
+
+
+def _gpu_row(gpu, status, reason, choice=None):
+    return {
+        'address': str(gpu.address),
+        'kind': gpu.kind.value,
+        'numa_node': gpu.numa_node,
+        'socket': gpu.socket,
+        'status': status,
+        'node': choice.node if choice else None,
+        'binding': choice.binding if choice else None,
+        'numa_local': choice.local if choice else None,
+        'reason': reason,
+    }
+
+
+def _reasons(rows):
+    return [row['reason'] for row in rows.values()
+            if row['status'] == 'refused'] or ['No GPU accepted.']
+
+
+def _record(result, choice, addresses=None):
+    result['decision'] = {
+        'gpu': choice.gpu.address,
+        'gpus': addresses or [choice.gpu.address],
+        'node': choice.node,
+        'binding': choice.binding,
+        'numa_local': choice.local,
+        'reason': choice.reason,
+    }
+
+
+def _refuse(result, *reasons):
+    result['placeable'] = False
+    result['reasons'].extend(reasons)
+    return None
+
+
+# -- argument parsing --------------------------------------------------------
+
+def _int_or_all(text):
+    return 'all' if text == 'all' else int(text)
+
+
+def _pairs(items, option, convert):
+    out = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep or not key:
+            raise UsageError('%s expects KEY=VALUE, not %r' % (option, item))
+        try:
+            out[key.strip()] = convert(value.strip())
+        except ValueError:
+            raise UsageError('%s: bad value in %r' % (option, item))
+    return out
+
+
+# -- output ------------------------------------------------------------------
+
+def _table(headers, rows):
+    from nova_gpu_ext.cmd import inspect
+    return inspect._table(headers, rows)
+
+
+def _or(value, unknown='?'):
+    return unknown if value is None else value
+
+
+def _pct(fraction):
+    return sharing.format_percent(fraction)
+
+
+def render_table(result):
+    req = result['request']
+    parts = ['Host: %s\n' % result['host']]
+    specs_text = ' '.join('%s=%s' % kv
+                          for kv in sorted(req['extra_specs'].items()))
+    parts.append('Flavor: %d vCPUs, %d MiB; %s\n' % (
+        req['vcpus'], req['memory_mb'], specs_text or 'no extra specs'))
+    if req['kind'] is None:
+        parts.append('\n%s\n' % ' '.join(result['reasons']))
+        return ''.join(parts)
+    what = {VGPU: 'vGPU (mdev)', RENDER: 'render node only',
+            PCI: 'PCI device'}[req['kind']]
+    if 'device_type' in req:
+        what += ' x%d, type %s' % (req['count'], _or(req['device_type']))
+    parts.append('Asks for: %s; NUMA policy %s (%s)\n' % (
+        what, req['numa_affinity_policy'],
+        req['numa_affinity_policy_source']))
+    if 'placement' in req:
+        parts.append('Shared GPU: %s (%s), minimum share %s, sharing '
+                     'parameters from %s\n' % (
+                         req['placement'], req['placement_source'],
+                         _pct(req['min_share']) if req['min_share']
+                         else 'none', _or(req.get('sharing_profile_source'),
+                                          '-')))
+    parts.append('\nNUMA nodes\n')
+    parts.append(_table(
+        ('node', 'socket', 'CPUs free/total', 'memory MiB free/total'),
+        [(n['id'], _or(n['socket']),
+          '%g/%d' % (n['free_cpus'], n['total_cpus']),
+          '%d/%d' % (n['free_memory_mb'], n['total_memory_mb']))
+         for n in result['nodes']]))
+    if result['shared_gpus']:
+        parts.append('\nShared physical GPUs (time-sliced)\n')
+        parts.append(_table(
+            ('GPU', 'NUMA', 'tenants', 'instances', 'efficiency',
+             'share each', 'worst wait', 'limit', 'most tenants',
+             'one more?'),
+            [(s['address'], _or(s['numa_node']), s['tenants'],
+              s['instances'], _pct(s['efficiency']),
+              _pct(s['share_per_tenant'])
+              if s['share_per_tenant'] is not None else '-',
+              '%g ms' % round(s['worst_case_wait_ms'], 3),
+              '%g ms' % round(s['limit_ms'], 3), s['max_tenants'],
+              'yes' if s['next_tenant_admitted'] else 'REFUSED')
+             for s in result['shared_gpus']]))
+        for s in result['shared_gpus']:
+            parts.append('  %s: %s\n    next tenant: %s\n' % (
+                s['address'], s['summary'], s['next_tenant']))
+    if result['gpus']:
+        parts.append('\nCandidate GPUs\n')
+        parts.append(_table(
+            ('GPU', 'kind', 'NUMA', 'socket', 'status', 'bind node',
+             'binding', 'reason'),
+            [(g['address'], g['kind'], _or(g['numa_node']),
+              _or(g['socket']), g['status'], _or(g['node'], '-'),
+              _or(g['binding'], '-'), g['reason'])
+             for g in result['gpus']]))
+    if result['render'] is not None:
+        render = result['render']
+        parts.append('\nRender node: %s\n' % (
+            '%s (%s) on NUMA node %s: %s' % (
+                render['name'], render['path'], _or(render['node'], '-'),
+                render['reason']) if render['ok'] else
+            'REFUSED: %s' % render['reason']))
+    parts.append('\n')
+    decision = result['decision']
+    if result['placeable'] and decision is not None:
+        where = ('NUMA node %d, binding %s' % (decision['node'],
+                                               decision['binding'])
+                 if decision['node'] is not None and decision['binding']
+                 else 'NUMA node %s (not bound)' % decision['node']
+                 if decision['node'] is not None else 'no NUMA binding')
+        parts.append('Decision: PLACEABLE%s; %s%s\n' % (
+            ' on GPU %s' % ', '.join(decision['gpus'])
+            if decision['gpus'] else '', where,
+            '' if decision['numa_local'] else ' (NOT NUMA-local)'))
+        parts.append('  %s\n' % decision['reason'])
+        if result.get('shared_choice'):
+            parts.append('  %s\n' % result['shared_choice'])
+    else:
+        parts.append('Decision: REFUSED\n')
+        parts.extend('  - %s\n' % r for r in result['reasons'])
+    if result['warnings']:
+        parts.append('\nDiscovery warnings (%d):\n' % len(result['warnings']))
+        parts.extend('  ! %s\n' % w for w in result['warnings'])
+    return ''.join(parts)
