@@ -85,10 +85,13 @@ def physical_gpu_addresses(driver, guest, topology):
 
 
 def node_capacities(topology):
-    # The scheduler checked capacity; the compute binds to what it was given.
-    return [affinity.NodeCapacity(n.id, n.socket, UNBOUNDED, UNBOUNDED,
-                                  len(n.cpus), n.memory_mb or 0)
-            for n in topology.numa_nodes]
+    """Each node's size. The scheduler checked what is free (it knows the
+    usage); the compute only refuses a guest larger than a whole node, so
+    both sides agree on guests that can never fit a node."""
+    return [affinity.NodeCapacity(
+        n.id, n.socket, len(n.cpus) or UNBOUNDED,
+        n.memory_mb or UNBOUNDED, len(n.cpus), n.memory_mb or 0)
+        for n in topology.numa_nodes]
 
 
 def _bind(guest, topology, node_id, mode, instance):

@@ -1,0 +1,237 @@
+"""GPU-to-NUMA affinity and render nodes, end to end through Nova.
+
+The sample host (two NUMA nodes, a vGPU-capable GPU and a host GPU with a
+render node on each) runs our driver; servers are booted through the API,
+the scheduler (GPUPlacementFilter) and the compute, and the assertions read
+the domain XML the driver defined and the scheduler's log.
+"""
+
+import threading
+
+from lxml import etree
+from oslo_utils import uuidutils
+import nova.conf
+from nova.virt.libvirt import utils as libvirt_utils
+
+from nova_gpu_ext.sim import samplehost
+from tests.functional import base
+
+CONF = nova.conf.CONF
+
+
+def numatune_nodes(xml):
+    root = etree.fromstring(xml.encode())
+    memory = root.find('./numatune/memory')
+    if memory is None:
+        return None, None
+    return memory.get('nodeset'), memory.get('mode')
+
+
+def vcpu_cpuset(xml):
+    return etree.fromstring(xml.encode()).find('./vcpu').get('cpuset')
+
+
+def rendernode(xml):
+    gl = etree.fromstring(xml.encode()).find('./devices/graphics/gl')
+    return None if gl is None else gl.get('rendernode')
+
+
+class AffinityTestBase(base.GPUExtTestBase):
+
+    sysfs_sample = None
+
+    def setUp(self):
+        super().setUp()
+        samplehost.configure(self)
+        self.hosts = samplehost.start_hosts(self, cpu_host=False)
+        self.compute = self.computes[self.hosts['gpu']]
+        # The second resource update publishes the GPU providers' UUIDs.
+        self._run_periodics()
+
+    def mdev_parent_node(self, server):
+        driver = self.compute.driver
+        (mdev,) = driver._get_all_assigned_mediated_devices(
+            self._instance(server))
+        parent = driver._get_mediated_device_information(
+            libvirt_utils.mdev_uuid2name(mdev))['parent']
+        for gpu in samplehost.GPUS:
+            if parent == 'pci_' + gpu.address.replace(':', '_').replace(
+                    '.', '_'):
+                return gpu.numa_node, gpu.address
+        raise AssertionError('unknown parent %s' % parent)
+
+    def _instance(self, server):
+        from nova import context
+        from nova import objects
+        return objects.Instance.get_by_uuid(
+            context.get_admin_context(), server['id'])
+
+
+class VGPUAffinityTest(AffinityTestBase):
+
+    def _fill_gpu(self, address):
+        """Use up a physical GPU's vGPUs in placement (another consumer)."""
+        rp_name = '%s_pci_%s' % (self.hosts['gpu'], address.replace(
+            ':', '_').replace('.', '_'))
+        rp_uuid = self._get_provider_uuid_by_name(rp_name)
+        inventory = self.placement.get(
+            '/resource_providers/%s/inventories' % rp_uuid).body
+        total = inventory['inventories']['VGPU']['total']
+        response = self.placement.put(
+            '/allocations/%s' % uuidutils.generate_uuid(), {
+                'allocations': {rp_uuid: {'resources': {'VGPU': total}}},
+                'project_id': uuidutils.generate_uuid(),
+                'user_id': uuidutils.generate_uuid(),
+                'consumer_generation': None}, version='1.28')
+        self.assertEqual(204, response.status, response.body)
+
+    def _boot_required(self):
+        flavor = self._create_flavor(
+            memory_mb=2048, vcpu=2, extra_spec={
+                'resources:VGPU': '1',
+                'gpu:numa_affinity_policy': 'required'})
+        server = self._create_server(
+            flavor_id=flavor, networks='none', expected_state='ACTIVE')
+        node, address = self.mdev_parent_node(server)
+        xml = self.domain_xml(server)
+        self.assertEqual((str(node), 'strict'), numatune_nodes(xml))
+        self.assertEqual(set(range(node * 6, node * 6 + 6)),
+                         set(_expand(vcpu_cpuset(xml))))
+        return node, address
+
+    def test_required_vgpu_guest_runs_on_its_gpu_node(self):
+        node, address = self._boot_required()
+        self.assertIn((node, address), [
+            (g.numa_node, g.address) for g in samplehost.GPUS if g.mdev])
+
+    def test_required_vgpu_follows_the_only_free_gpu_to_node_1(self):
+        self._fill_gpu('0000:81:00.0')
+        self.assertEqual((1, '0000:81:01.0'), self._boot_required())
+
+    def test_required_vgpu_follows_the_only_free_gpu_to_node_0(self):
+        self._fill_gpu('0000:81:01.0')
+        self.assertEqual((0, '0000:81:00.0'), self._boot_required())
+
+    def test_required_refused_at_the_scheduler_with_the_reason(self):
+        # 20 GiB fits the host (32 GiB) but neither NUMA node (16 GiB each).
+        flavor = self._create_flavor(
+            memory_mb=20480, vcpu=2, extra_spec={
+                'resources:VGPU': '1',
+                'gpu:numa_affinity_policy': 'required'})
+        server = self._create_server(
+            flavor_id=flavor, networks='none', expected_state='ERROR')
+        self.assertIn('No valid host', server['fault']['message'])
+        log = self.stdlog.logger.output
+        self.assertIn('GPUPlacementFilter: host gpu-host-1 refused', log)
+        self.assertIn('GPU 0000:81:00.0 on node 0: 16384 MiB free < '
+                      '20480 MiB', log)
+        self.assertIn('GPU 0000:81:01.0 on node 1: 16384 MiB free < '
+                      '20480 MiB', log)
+        # The compute never saw it.
+        self.assertNotIn(server['id'], self.defined_xml)
+
+    def test_preferred_never_refuses_and_does_not_bind_what_does_not_fit(
+            self):
+        flavor = self._create_flavor(
+            memory_mb=20480, vcpu=2, extra_spec={
+                'resources:VGPU': '1',
+                'gpu:numa_affinity_policy': 'preferred'})
+        server = self._create_server(
+            flavor_id=flavor, networks='none', expected_state='ACTIVE')
+        self.assertEqual((None, None),
+                         numatune_nodes(self.domain_xml(server)))
+
+    def test_legacy_is_upstream_behaviour(self):
+        flavor = self._create_flavor(
+            memory_mb=2048, vcpu=2, extra_spec={
+                'resources:VGPU': '1', 'gpu:numa_affinity_policy': 'legacy'})
+        server = self._create_server(
+            flavor_id=flavor, networks='none', expected_state='ACTIVE')
+        self.assertEqual((None, None),
+                         numatune_nodes(self.domain_xml(server)))
+
+
+class RenderNodeTest(AffinityTestBase):
+
+    def _virgl_flavor(self, **extra):
+        specs = {'gpu:render_node': 'numa-local',
+                 'gpu:display': 'egl-headless'}
+        specs.update(extra)
+        return self._create_flavor(memory_mb=2048, vcpu=2, extra_spec=specs)
+
+    def test_render_node_is_on_the_guest_node(self):
+        server = self._create_server(
+            flavor_id=self._virgl_flavor(), networks='none',
+            expected_state='ACTIVE')
+        xml = self.domain_xml(server)
+        node, _mode = numatune_nodes(xml)
+        expected = {str(g.numa_node): '/dev/dri/' + g.render_node
+                    for g in samplehost.GPUS if g.render_node}
+        self.assertEqual(expected[node], rendernode(xml))
+        root = etree.fromstring(xml.encode())
+        self.assertIsNotNone(root.find(
+            "./devices/graphics[@type='egl-headless']"))
+        self.assertEqual('yes', root.find(
+            "./devices/video/model[@type='virtio']/acceleration").get(
+                'accel3d'))
+
+    def test_concurrent_builds_never_exceed_the_render_node_limit(self):
+        self.flags(render_node_max_guests=1, group='gpu_ext')
+        flavor = self._virgl_flavor()
+        servers = []
+        lock = threading.Lock()
+
+        def post(i):
+            body = self._build_server(
+                name='virgl-%d' % i, flavor_id=flavor, networks='none')
+            created = self.api.post_server({'server': body})
+            with lock:
+                servers.append(created)
+
+        threads = [threading.Thread(target=post, args=(i,))
+                   for i in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        final = [self._wait_until_settled(s) for s in servers]
+        active = [s for s in final if s['status'] == 'ACTIVE']
+        self.assertEqual(2, len(active), [s['status'] for s in final])
+        used = [rendernode(self.domain_xml(s)) for s in active]
+        self.assertEqual(sorted(set(used)), sorted(used))
+        counts = self.compute.driver.render_nodes.counts()
+        self.assertTrue(all(v <= 1 for v in counts.values()), counts)
+
+    def _wait_until_settled(self, server, timeout=30.0):
+        import time
+        deadline = time.monotonic() + timeout
+        while True:
+            server = self.api.get_server(server['id'])
+            if server['status'] in ('ACTIVE', 'ERROR') or \
+                    time.monotonic() > deadline:
+                return server
+            time.sleep(0.1)
+
+    def test_render_node_is_released_on_delete(self):
+        self.flags(render_node_max_guests=1, group='gpu_ext')
+        flavor = self._virgl_flavor()
+        first = [self._create_server(flavor_id=flavor, networks='none',
+                                     expected_state='ACTIVE')
+                 for _ in range(2)]
+        for server in first:
+            self._delete_server(server)
+        self.assertEqual({}, self.compute.driver.render_nodes.counts())
+        again = self._create_server(flavor_id=flavor, networks='none',
+                                    expected_state='ACTIVE')
+        self.assertIsNotNone(rendernode(self.domain_xml(again)))
+
+
+def _expand(spec):
+    out = []
+    for part in spec.split(','):
+        if '-' in part:
+            low, high = part.split('-')
+            out.extend(range(int(low), int(high) + 1))
+        else:
+            out.append(int(part))
+    return out
