@@ -130,8 +130,14 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         loads = []
         for address in local_rank:
             gpu = gpus[address]
-            free = sum(v or 0 for v in gpu.get('mdev_types', {}).values())
-            used = gpu.get('used', 0)
+            # Capacity from what the compute published (used + available
+            # at that time); tenants now from placement, which every claim
+            # updates at once (the published count lags until the next
+            # resource update).
+            capacity = gpu.get('used', 0) + sum(
+                v or 0 for v in gpu.get('mdev_types', {}).values())
+            used = self._vgpu_usage(gpu['rp'], gpu.get('used', 0))
+            free = max(0, capacity - used)
             type_name = next(iter(gpu.get('mdev_types', {})), None)
             loads.append(packing.PhysicalGPULoad(
                 address=address, numa_node=gpu.get('node'), tenants=used,
@@ -163,6 +169,24 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         host_state.gpu_ext_fit = (getattr(spec_obj, 'instance_uuid', None),
                                   affinity.host_score(accepted))
         return bool(kept)
+
+    @staticmethod
+    def _vgpu_usage(rp_uuid, default):
+        """VGPUs in use on one physical GPU provider, from placement."""
+        try:
+            from nova import context as nova_context
+            from nova.scheduler.client import report
+            client = report.report_client_singleton()
+            response = client.get(
+                '/resource_providers/%s/usages' % rp_uuid, version='1.9',
+                global_request_id=nova_context.get_admin_context(
+                ).global_id)
+            if response:
+                return response.json()['usages'].get('VGPU', default)
+        except Exception:
+            LOG.debug('Cannot read the usage of provider %s', rp_uuid,
+                      exc_info=True)
+        return default
 
     @staticmethod
     def _log_refusal(host_state, reasons):

@@ -24,6 +24,7 @@ import copy
 import json
 
 from nova.virt.libvirt import driver as libvirt_driver
+from nova.virt.libvirt import utils as libvirt_utils
 from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
@@ -202,6 +203,7 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
             affinity_changes = gpu_affinity.apply(
                 self, guest, instance, request, ctx.host, policy,
                 self.render_nodes, CONF.gpu_ext.render_node_max_guests)
+            affinity_changes += self._check_sharing(guest, instance, request)
             for line in affinity_changes:
                 LOG.info('nova-gpu-ext changed the domain: %s', line,
                          instance=instance)
@@ -209,6 +211,40 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         self.guest_changes[instance.uuid] = (
             affinity_changes + self.guest_changes.get(instance.uuid, []))
         return guest
+
+    def _check_sharing(self, guest, instance, request):
+        """Refuse a vGPU that would break its GPU's time-slice bound.
+
+        The scheduler admitted the tenant from placement's usage; builds
+        racing onto one GPU are caught here, where the mdevs of the GPU's
+        other guests are counted from libvirt (this guest's is not defined
+        yet), so the build reschedules instead of tripping the guests'
+        GPU timeout.
+        """
+        from nova.virt.libvirt import config as vconfig
+        from nova_gpu_ext.conf import sharing as sharing_conf
+        from nova_gpu_ext.placement import sharing
+        mdevs = [d.uuid for d in guest.devices
+                 if isinstance(d, vconfig.LibvirtConfigGuestHostdevMDEV)]
+        if not mdevs:
+            return []
+        in_use = self._mdevs_in_use_by_parent()
+        lines = []
+        for mdev in mdevs:
+            info = self._get_mediated_device_information(
+                libvirt_utils.mdev_uuid2name(mdev))
+            parent = gpu_affinity.libvirt_name_to_address(info['parent'])
+            profile = sharing_conf.profile_for(CONF, info['type'])
+            tenants = in_use.get(parent, 0)
+            min_share = (request.min_share_percent / 100.0
+                         if request.min_share_percent else None)
+            admission = sharing.admit(profile, tenants, min_share)
+            if not admission.ok:
+                raise gpu_affinity.Refused(
+                    reason='GPU %s: %s' % (parent, admission.reason))
+            lines.append('sharing: GPU %s: %s' % (
+                parent, sharing.describe(profile, tenants + 1)))
+        return lines
 
     def cleanup(self, context, instance, *args, **kwargs):
         try:

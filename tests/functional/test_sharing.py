@@ -1,0 +1,143 @@
+"""Pack/spread over physical GPUs and time-slice safety, through Nova.
+
+The sample host has two vGPU-capable GPUs (0000:81:00.0 on node 0,
+0000:81:01.0 on node 1). Servers with ``resources:VGPU=1`` go through the
+API, GPUPlacementFilter (which orders the host's allocation candidates by
+the flavor's pack/spread and drops GPUs that would break the time-slice
+bound) and the compute; assertions read which GPU each mdev was created on.
+"""
+
+import threading
+import time
+
+import nova.conf
+from nova.virt.libvirt import utils as libvirt_utils
+from oslo_utils import uuidutils
+
+from nova_gpu_ext.conf import sharing as sharing_conf
+from nova_gpu_ext.sim import samplehost
+from tests.functional import base
+
+CONF = nova.conf.CONF
+GPU0, GPU1 = '0000:81:00.0', '0000:81:01.0'
+
+
+class SharingTest(base.GPUExtTestBase):
+
+    sysfs_sample = None
+
+    def setUp(self):
+        super().setUp()
+        samplehost.configure(self)
+        self.hosts = samplehost.start_hosts(self, cpu_host=False)
+        self.compute = self.computes[self.hosts['gpu']]
+        self._run_periodics()
+
+    def _flavor(self, **specs):
+        extra = {'resources:VGPU': '1'}
+        extra.update(specs)
+        return self._create_flavor(memory_mb=1024, vcpu=1, extra_spec=extra)
+
+    def gpu_of(self, server):
+        from nova import context
+        from nova import objects
+        driver = self.compute.driver
+        instance = objects.Instance.get_by_uuid(
+            context.get_admin_context(), server['id'])
+        (mdev,) = driver._get_all_assigned_mediated_devices(instance)
+        parent = driver._get_mediated_device_information(
+            libvirt_utils.mdev_uuid2name(mdev))['parent']
+        return parent[len('pci_'):].replace('_', ':', 2).replace('_', '.')
+
+    def _boot(self, flavor, state='ACTIVE'):
+        return self._create_server(flavor_id=flavor, networks='none',
+                                   expected_state=state)
+
+    def test_pack_fills_gpu0_before_gpu1(self):
+        flavor = self._flavor(**{'gpu:placement': 'pack'})
+        used = [self.gpu_of(self._boot(flavor)) for _ in range(3)]
+        self.assertEqual([GPU0] * 3, used)
+
+    def test_spread_alternates(self):
+        flavor = self._flavor(**{'gpu:placement': 'spread'})
+        used = [self.gpu_of(self._boot(flavor)) for _ in range(4)]
+        self.assertEqual([GPU0, GPU1, GPU0, GPU1], used)
+
+    def _fill(self, address):
+        rp_uuid = self._get_provider_uuid_by_name('%s_pci_%s' % (
+            self.hosts['gpu'], address.replace(':', '_').replace('.', '_')))
+        total = self.placement.get(
+            '/resource_providers/%s/inventories' % rp_uuid).body[
+                'inventories']['VGPU']['total']
+        response = self.placement.put(
+            '/allocations/%s' % uuidutils.generate_uuid(), {
+                'allocations': {rp_uuid: {'resources': {'VGPU': total}}},
+                'project_id': uuidutils.generate_uuid(),
+                'user_id': uuidutils.generate_uuid(),
+                'consumer_generation': None}, version='1.28')
+        self.assertEqual(204, response.status, response.body)
+
+    def _long_slices(self):
+        # 500 ms slices, 2 s guest timeout, 0.75 margin: 1.5 s limit, so
+        # 3 tenants (1.5 s between turns) fit and a 4th does not.
+        sharing_conf.register_dynamic_opts(CONF, ['nvidia-11'])
+        self.flags(slice_ms=500, switch_ms=0, group='gpu_sharing_nvidia-11')
+        self.flags(timeout_margin=0.75, guest_timeout_ms=2000,
+                   group='gpu_ext')
+
+    def test_tenant_beyond_the_timeout_bound_is_refused_at_the_scheduler(
+            self):
+        self._long_slices()
+        self._fill(GPU1)
+        flavor = self._flavor(**{'gpu:placement': 'pack'})
+        for _ in range(3):
+            self.assertEqual(GPU0, self.gpu_of(self._boot(flavor)))
+        server = self._boot(flavor, state='ERROR')
+        self.assertIn('No valid host', server['fault']['message'])
+        log = self.stdlog.logger.output
+        self.assertIn('GPUPlacementFilter: host gpu-host-1 refused', log)
+        self.assertIn('4 tenants with 500 ms slices wait 2.0 s between '
+                      'turns, over the 1.5 s limit (2.0 s guest timeout x '
+                      '0.75 margin)', log)
+        self.assertNotIn(server['id'], self.defined_xml)
+
+    def test_min_share_refused_where_it_cannot_hold(self):
+        self._fill(GPU1)
+        flavor = self._flavor(**{'gpu:placement': 'pack'})
+        self._boot(flavor)
+        self._boot(flavor)
+        # A third tenant would get a third of the GPU at most.
+        greedy = self._flavor(**{'gpu:min_share_percent': '40'})
+        server = self._boot(greedy, state='ERROR')
+        self.assertIn('No valid host', server['fault']['message'])
+        self.assertIn('GPUPlacementFilter: host gpu-host-1 refused',
+                      self.stdlog.logger.output)
+
+    def test_concurrent_builds_never_share_an_mdev(self):
+        flavor = self._flavor(**{'gpu:placement': 'pack'})
+        servers = []
+        lock = threading.Lock()
+
+        def post(i):
+            body = self._build_server(name='c%d' % i, flavor_id=flavor,
+                                      networks='none')
+            created = self.api.post_server({'server': body})
+            with lock:
+                servers.append(created)
+
+        threads = [threading.Thread(target=post, args=(i,))
+                   for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        deadline = time.monotonic() + 60
+        for server in servers:
+            while self.api.get_server(server['id'])['status'] not in (
+                    'ACTIVE', 'ERROR') and time.monotonic() < deadline:
+                time.sleep(0.1)
+        self.assertEqual(['ACTIVE'] * 4, [self.api.get_server(
+            s['id'])['status'] for s in servers])
+        assigned = self.compute.driver._get_all_assigned_mediated_devices()
+        self.assertEqual(4, len(assigned))
+        self.assertEqual(4, len(set(assigned.values())))
