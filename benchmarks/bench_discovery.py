@@ -60,8 +60,8 @@ def main(argv=None):
                              len(topology.numa_nodes)))
     print('%-34s %10s %10s' % ('', 'median ms', 'p90 ms'))
     print('%-34s %10.1f %10.1f' % ('discover_host (full model)', median, p90))
-    print('%-34s %10.1f %10.1f' % ('floor: list bus + read class', floor_median,
-                                   floor_p90))
+    print('%-34s %10.1f %10.1f' % ('floor: list bus + read class',
+                                   floor_median, floor_p90))
     print('ratio full/floor: %.1fx; per function: %.0f us; target < %.0f ms: '
           '%s' % (median / floor_median, median * 1000 / functions, TARGET_MS,
                   'met' if median < TARGET_MS else 'NOT met'))

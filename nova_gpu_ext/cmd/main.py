@@ -15,6 +15,7 @@ SUBCOMMANDS = (
     'explain',    # the placement decision for a flavor on a host
     'tweaks',     # the domain XML tweaks and their switches
     'bench',      # benchmarks shipped with the package
+    'fake_sysfs',  # write a sample host's sysfs tree (GPU-less CI)
 )
 
 

@@ -89,11 +89,11 @@ def _fits(needs: GuestNeeds, node: NodeCapacity) -> bool:
 def _shortfall(needs: GuestNeeds, node: NodeCapacity) -> str:
     parts = []
     if node.free_memory_mb < needs.memory_mb:
-        parts.append('%d MiB free < %d MiB' % (node.free_memory_mb,
-                                                needs.memory_mb))
+        parts.append('%d MiB free < %d MiB' % (
+            node.free_memory_mb, needs.memory_mb))
     if node.free_cpus < needs.vcpus:
-        parts.append('%g CPUs free < %d vCPUs' % (node.free_cpus,
-                                                   needs.vcpus))
+        parts.append('%g CPUs free < %d vCPUs' % (
+            node.free_cpus, needs.vcpus))
     return ', '.join(parts)
 
 
@@ -127,8 +127,8 @@ def choose_node(needs: GuestNeeds, gpu: GPUSlot,
             else PREFERRED, True,
             'GPU %s on node %d; guest fits there' % (gpu.address, home.id),
             _tightness(needs, home))
-    short = 'GPU %s on node %d: %s' % (gpu.address, home.id,
-                                        _shortfall(needs, home))
+    short = 'GPU %s on node %d: %s' % (
+        gpu.address, home.id, _shortfall(needs, home))
     if policy == 'required':
         return NodeChoice(gpu, False, None, None, False, short)
     if policy == 'socket':
@@ -227,12 +227,12 @@ def choose_render_node(render_nodes: Sequence[RenderSlot],
                             '%s on node %d (%d guest(s) on it)' % (
                                 best.name, best.numa_node, best.guests))
     if needs.policy in ('required', 'socket'):
+        listing = ', '.join('%s node %s %d/%s' % (
+            r.name, r.numa_node, r.guests, r.limit or '-')
+            for r in render_nodes)
         return RenderChoice(False, None, None, 'no render node with room on '
-                            'a NUMA node where the guest fits (%s)' % ', '.join(
-                                '%s node %s %d/%s' % (
-                                    r.name, r.numa_node, r.guests,
-                                    r.limit or '-') for r in render_nodes))
+                            'a NUMA node where the guest fits (%s)' % listing)
     best = min(usable, key=lambda r: (r.guests, r.name))
     return RenderChoice(True, best, None, '%s (not NUMA-local: no local '
-                        'render node fits; policy %s)' % (best.name,
-                                                           needs.policy))
+                        'render node fits; policy %s)' % (
+                            best.name, needs.policy))

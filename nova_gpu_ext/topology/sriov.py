@@ -11,6 +11,7 @@ from typing import Optional
 from nova_gpu_ext import model
 from nova_gpu_ext.topology import sysfs_reader as sr
 
+
 @dataclasses.dataclass(frozen=True)
 class SRIOVFacts:
     physfn: Optional[model.PCIAddress] = None
