@@ -81,6 +81,19 @@ class GPUExtTestBase(test_vgpu.VGPUTestBase):
 
         self.useFixture(fixtures.MonkeyPatch(
             'nova.tests.fixtures.libvirt.Connection.defineXML', define_xml))
+        # Live migration starts the guest on the destination from the XML
+        # the source sent (createXML), not through defineXML.
+        self.created_xml = {}
+        original_create = fakelibvirt.Connection.createXML
+        created = self.created_xml
+
+        def create_xml(conn, xml, flags):
+            dom = original_create(conn, xml, flags)
+            created[dom.UUIDString()] = xml
+            return dom
+
+        self.useFixture(fixtures.MonkeyPatch(
+            'nova.tests.fixtures.libvirt.Connection.createXML', create_xml))
 
     def build_sysfs(self, sample):
         """A fake sysfs tree: a named sample host, or empty for None."""

@@ -246,6 +246,85 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
                 parent, sharing.describe(profile, tenants + 1)))
         return lines
 
+    # -- live migration -----------------------------------------------------
+
+    def pre_live_migration(self, context, instance, block_device_info,
+                           network_info, disk_info, migrate_data):
+        """Destination: choose this host's render node and NUMA node."""
+        migrate_data = super().pre_live_migration(
+            context, instance, block_device_info, network_info, disk_info,
+            migrate_data)
+        if not CONF.gpu_ext.enabled:
+            return migrate_data
+        request = self.gpu_request(instance)
+        if not (request.enabled and request.wants_render_node):
+            return migrate_data
+        only_node = None
+        topology = self.gpu_topology
+        policy = (request.numa_affinity_policy or
+                  CONF.gpu_ext.numa_affinity_policy)
+        needs = gpu_affinity.affinity.GuestNeeds(
+            instance.flavor.vcpus, instance.flavor.memory_mb, policy)
+        choice = self.render_nodes.claim(
+            instance.uuid, topology, needs,
+            CONF.gpu_ext.render_node_max_guests, only_node=only_node)
+        if not choice.ok:
+            raise gpu_affinity.Refused(reason='render node: %s' %
+                                       choice.reason)
+        node = choice.node if not getattr(instance, 'numa_topology',
+                                          None) else None
+        cpus = set(topology.node(node).cpus) if node is not None else set()
+        if cpus:
+            # Upstream rewrites <vcpu cpuset> from this field after the XML
+            # leaves the source: narrow it to the chosen node.
+            shared = (migrate_data.dst_cpu_shared_set_info
+                      if 'dst_cpu_shared_set_info' in migrate_data else None)
+            if shared:
+                cpus &= set(shared)
+            migrate_data.dst_cpu_shared_set_info = cpus
+        mode = ('strict' if policy in ('required', 'socket')
+                else 'preferred')
+        decision = gpu_affinity.encode_migration(
+            choice.render.path, node, cpus, mode)
+        target = dict(migrate_data.target_mdevs) if (
+            'target_mdevs' in migrate_data) else {}
+        target.update(decision)
+        migrate_data.target_mdevs = target
+        LOG.info('nova-gpu-ext: live migration destination chose %s',
+                 choice.reason, instance=instance)
+        return migrate_data
+
+    def rollback_live_migration_at_destination(self, context, instance,
+                                               *args, **kwargs):
+        try:
+            return super().rollback_live_migration_at_destination(
+                context, instance, *args, **kwargs)
+        finally:
+            self.render_nodes.release(instance.uuid)
+
+    def _live_migration_operation(self, context, instance, dest,
+                                  block_migration, migrate_data, guest,
+                                  *args, **kwargs):
+        """Source: send the XML with the destination's choices."""
+        decision = gpu_affinity.decode_migration(migrate_data)
+        if decision:
+            LOG.info('nova-gpu-ext: migrating with the destination\'s render '
+                     'node %s and NUMA node %s', decision.get('render_node'),
+                     decision.get('numa_node'), instance=instance)
+            guest = gpu_affinity.MigratingGuest(guest, decision)
+        return super()._live_migration_operation(
+            context, instance, dest, block_migration, migrate_data, guest,
+            *args, **kwargs)
+
+    def confirm_migration(self, context, migration, instance, network_info):
+        """Source of a confirmed resize/migration: free its render node."""
+        try:
+            return super().confirm_migration(
+                context, migration, instance, network_info)
+        finally:
+            if migration.source_compute != migration.dest_compute:
+                self.render_nodes.release(instance.uuid)
+
     def cleanup(self, context, instance, *args, **kwargs):
         try:
             return super().cleanup(context, instance, *args, **kwargs)

@@ -286,3 +286,84 @@ def render_node_of(xml):
 
 __all__ = ['apply', 'Refused', 'RenderNodeTracker', 'render_node_of',
            'physical_gpu_addresses', 'model']
+
+
+# -- live migration -----------------------------------------------------------
+#
+# The destination decides its own render node and NUMA node in
+# pre_live_migration and hands them to the source in the migrate data; the
+# source writes them into the XML it sends. LibvirtLiveMigrateData has no
+# free-form field, so the decision rides in ``target_mdevs`` (a dict of
+# strings the destination already fills) under keys no mdev UUID can take;
+# Nova's own use of that dict looks keys up by mdev UUID only.
+
+MIGRATE_PREFIX = 'gpu_ext:'
+
+
+def encode_migration(render_path, node, cpus, mode):
+    out = {}
+    if render_path:
+        out[MIGRATE_PREFIX + 'render_node'] = render_path
+    if node is not None:
+        out[MIGRATE_PREFIX + 'numa_node'] = str(node)
+        out[MIGRATE_PREFIX + 'cpuset'] = _cpus(cpus)
+        out[MIGRATE_PREFIX + 'numa_mode'] = mode
+    return out
+
+
+def decode_migration(migrate_data):
+    if 'target_mdevs' not in migrate_data or not migrate_data.target_mdevs:
+        return {}
+    return {k[len(MIGRATE_PREFIX):]: v
+            for k, v in migrate_data.target_mdevs.items()
+            if k.startswith(MIGRATE_PREFIX)}
+
+
+def rewrite_migration_xml(xml, decision):
+    """The source's domain XML with the destination's choices in it."""
+    from lxml import etree
+    if not decision:
+        return xml
+    root = etree.fromstring(xml.encode() if isinstance(xml, str) else xml)
+    render = decision.get('render_node')
+    if render:
+        devices = root.find('./devices')
+        gls = root.findall('./devices/graphics/gl')
+        if gls:
+            for gl in gls:
+                gl.set('rendernode', render)
+        elif devices is not None:
+            graphics = etree.SubElement(devices, 'graphics',
+                                        type='egl-headless')
+            etree.SubElement(graphics, 'gl', rendernode=render)
+    node = decision.get('numa_node')
+    if node is not None:
+        vcpu = root.find('./vcpu')
+        if vcpu is not None and decision.get('cpuset'):
+            vcpu.set('cpuset', decision['cpuset'])
+        tune = root.find('./numatune')
+        if tune is None:
+            tune = etree.SubElement(root, 'numatune')
+        memory = tune.find('./memory')
+        if memory is None:
+            memory = etree.SubElement(tune, 'memory')
+        memory.set('mode', decision.get('numa_mode') or affinity.STRICT)
+        memory.set('nodeset', node)
+    return etree.tostring(root, encoding='unicode')
+
+
+class MigratingGuest:
+    """A Guest whose migratable XML carries the destination's choices."""
+
+    def __init__(self, guest, decision):
+        self._guest = guest
+        self._decision = decision
+
+    def get_xml_desc(self, *args, **kwargs):
+        xml = self._guest.get_xml_desc(*args, **kwargs)
+        if kwargs.get('dump_migratable'):
+            return rewrite_migration_xml(xml, self._decision)
+        return xml
+
+    def __getattr__(self, name):
+        return getattr(self._guest, name)

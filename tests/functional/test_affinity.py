@@ -11,6 +11,7 @@ import threading
 from lxml import etree
 from oslo_utils import uuidutils
 import nova.conf
+from nova.tests.functional.libvirt import base as base_libvirt
 from nova.virt.libvirt import utils as libvirt_utils
 
 from nova_gpu_ext.sim import samplehost
@@ -235,3 +236,62 @@ def _expand(spec):
         else:
             out.append(int(part))
     return out
+
+
+class RenderNodeLiveMigrationTest(base_libvirt.LibvirtMigrationMixin,
+                                  AffinityTestBase):
+    """The migrated XML carries the destination's render node."""
+
+    def setUp(self):
+        super().setUp()
+        self.flags(render_node_max_guests=1, group='gpu_ext')
+        self.dest_name = self.start_compute(
+            'gpu-host-2', host_info=samplehost.host_info(),
+            pci_info=samplehost.pci_info())
+        self._run_periodics()
+
+    def test_live_migration_uses_the_destination_render_node(self):
+        flavor = self._create_flavor(memory_mb=2048, vcpu=2, extra_spec={
+            'gpu:render_node': 'numa-local', 'gpu:display': 'egl-headless'})
+        # On the destination, renderD128 (node 0) is taken already.
+        blocker = self._create_server(flavor_id=flavor, networks='none',
+                                      host='gpu-host-2',
+                                      expected_state='ACTIVE')
+        self.assertEqual('/dev/dri/renderD128',
+                         rendernode(self.domain_xml(blocker)))
+        self.server = self._create_server(
+            flavor_id=flavor, networks='none', host='gpu-host-1',
+            expected_state='ACTIVE')
+        self.assertEqual('/dev/dri/renderD128',
+                         rendernode(self.domain_xml(self.server)))
+        self.src = self.computes['gpu-host-1']
+        self.dest = self.computes['gpu-host-2']
+        self._live_migrate(self.server, 'completed')
+        migrated = self.created_xml[self.server['id']]
+        self.assertEqual('/dev/dri/renderD129', rendernode(migrated))
+        self.assertEqual(('1', 'preferred'), numatune_nodes(migrated))
+        self.assertEqual(set(range(6, 12)), set(_expand(vcpu_cpuset(
+            migrated))))
+        # The source released its render node, the destination holds two.
+        self.assertEqual({}, self.src.driver.render_nodes.counts())
+        self.assertEqual({'renderD128': 1, 'renderD129': 1},
+                         self.dest.driver.render_nodes.counts())
+
+    def test_cold_migration_rechooses_on_the_destination(self):
+        flavor = self._create_flavor(memory_mb=2048, vcpu=2, extra_spec={
+            'gpu:render_node': 'numa-local', 'gpu:display': 'egl-headless'})
+        self._create_server(flavor_id=flavor, networks='none',
+                            host='gpu-host-2', expected_state='ACTIVE')
+        server = self._create_server(
+            flavor_id=flavor, networks='none', host='gpu-host-1',
+            expected_state='ACTIVE')
+        # Cold migration redefines the guest on the destination.
+        self.flags(allow_resize_to_same_host=False)
+        server = self._migrate_server(server)
+        self.assertEqual('gpu-host-2', server['OS-EXT-SRV-ATTR:host'])
+        xml = self.domain_xml(server)
+        self.assertEqual('/dev/dri/renderD129', rendernode(xml))
+        self.assertEqual(('1', 'preferred'), numatune_nodes(xml))
+        self._confirm_resize(server)
+        self.assertEqual({}, self.computes['gpu-host-1'].driver
+                         .render_nodes.counts())
