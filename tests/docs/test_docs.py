@@ -95,8 +95,71 @@ def test_every_subcommand_is_in_the_cli_reference(html_dir):
         assert 'nova-gpu-ext %s' % name in text, name
 
 
-def test_features_not_yet_available_are_marked(html_dir):
-    # Pages of features that have not landed must say so plainly.
-    for page in ('admin/numa-affinity.html',):
+def _scheduler_classes():
+    """Every filter and weigher class nova-gpu-ext defines, by dotted path.
+    """
+    import inspect
+    from nova.scheduler import filters as nova_filters
+    from nova.scheduler import weights as nova_weights
+    from nova_gpu_ext.scheduler import filters
+    from nova_gpu_ext.scheduler import weighers
+    found = {'filter': [], 'weigher': []}
+    for module, base, kind in (
+            (filters, nova_filters.BaseHostFilter, 'filter'),
+            (weighers, nova_weights.BaseHostWeigher, 'weigher')):
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, base) and cls.__module__ == module.__name__:
+                found[kind].append('%s.%s' % (module.__name__, name))
+    return found
+
+
+# Features that have landed: their pages must not be marked unavailable.
+LANDED_PAGES = ('admin/numa-affinity.html', 'admin/sharing.html',
+                'troubleshooting.html')
+
+
+def test_landed_features_are_not_marked_unavailable(html_dir):
+    for page in LANDED_PAGES:
         text, _raw = _text(html_dir, page)
-        assert 'Not yet available' in text
+        for mark in ('Not yet available', 'Partly available'):
+            assert mark not in text, (page, mark)
+
+
+def _ini_lines(text, key):
+    return [line.strip() for line in text.splitlines()
+            if re.match(r'\s*%s\s*=' % re.escape(key), line)]
+
+
+def _check_scheduler_config(text, where):
+    """One weight_classes line with Nova's and every weigher of ours; an
+    available_filters line and an enabled_filters entry per filter."""
+    classes = _scheduler_classes()
+    assert classes['filter'] and classes['weigher']
+    weight_lines = _ini_lines(text, 'weight_classes')
+    # A second weight_classes line replaces the first (ListOpt).
+    assert len(weight_lines) == 1, (where, weight_lines)
+    weighers = [w.strip() for w in
+                weight_lines[0].split('=', 1)[1].split(',')]
+    assert 'nova.scheduler.weights.all_weighers' in weighers, where
+    for path in classes['weigher']:
+        assert path in weighers, (where, path)
+    available = [line.split('=', 1)[1].strip()
+                 for line in _ini_lines(text, 'available_filters')]
+    assert 'nova.scheduler.filters.all_filters' in available, where
+    enabled_lines = _ini_lines(text, 'enabled_filters')
+    assert len(enabled_lines) == 1, (where, enabled_lines)
+    enabled = [f.strip() for f in
+               enabled_lines[0].split('=', 1)[1].split(',')]
+    for path in classes['filter']:
+        assert path in available, (where, path)
+        assert path.rsplit('.', 1)[1] in enabled, (where, path)
+
+
+def test_install_page_enables_every_filter_and_weigher(html_dir):
+    text, _raw = _text(html_dir, 'install.html')
+    _check_scheduler_config(text, 'install.html')
+
+
+def test_readme_enables_every_filter_and_weigher():
+    text = (REPO / 'README.md').read_text()
+    _check_scheduler_config(text, 'README.md')
