@@ -8,7 +8,10 @@ Every domain XML the driver defines is captured (fakelibvirt re-renders
 """
 
 import os
+import shutil
+import subprocess
 import sysconfig
+import tempfile
 
 import fixtures
 from nova import conf as nova_conf
@@ -24,6 +27,25 @@ OUR_WEIGHERS = (
     'nova_gpu_ext.scheduler.weighers.GPUHostAvoidanceWeigher',
     'nova_gpu_ext.scheduler.weighers.GPUAffinityWeigher',
 )
+
+
+def validate_domain_xml(xml):
+    """libvirt's schema check (``virt-xml-validate``): None when valid.
+
+    Skipped (None) where libvirt-clients is not installed; ``.ci/run``
+    installs it, so CI checks every XML the functional tests define.
+    """
+    tool = shutil.which('virt-xml-validate')
+    if not tool:
+        return None
+    with tempfile.NamedTemporaryFile('w', suffix='.xml') as f:
+        f.write(xml)
+        f.flush()
+        result = subprocess.run([tool, f.name, 'domain'],
+                                capture_output=True, text=True)
+    if result.returncode:
+        return '%s\n%s' % (result.stdout + result.stderr, xml)
+    return None
 
 
 def api_paste_ini():
@@ -74,10 +96,19 @@ class GPUExtTestBase(test_vgpu.VGPUTestBase):
         original_define = fakelibvirt.Connection.defineXML
         captured = self.defined_xml
 
+        self.invalid_xml = []
+        invalid = self.invalid_xml
+
         def define_xml(conn, xml):
             dom = original_define(conn, xml)
             captured[dom.UUIDString()] = xml
+            problem = validate_domain_xml(xml)
+            if problem:
+                invalid.append(problem)
             return dom
+
+        # Every XML the drivers define must pass libvirt's schema.
+        self.addCleanup(self._assert_xml_valid)
 
         self.useFixture(fixtures.MonkeyPatch(
             'nova.tests.fixtures.libvirt.Connection.defineXML', define_xml))
@@ -94,6 +125,11 @@ class GPUExtTestBase(test_vgpu.VGPUTestBase):
 
         self.useFixture(fixtures.MonkeyPatch(
             'nova.tests.fixtures.libvirt.Connection.createXML', create_xml))
+
+    def _assert_xml_valid(self):
+        if self.invalid_xml:
+            self.fail('virt-xml-validate refused domain XML:\n' +
+                      '\n\n'.join(self.invalid_xml))
 
     def build_sysfs(self, sample):
         """A fake sysfs tree: a named sample host, or empty for None."""

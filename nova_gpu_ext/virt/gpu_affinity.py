@@ -210,6 +210,8 @@ def apply(driver, guest, instance, request, topology, policy,
         slot = affinity.GPUSlot(gpus[0], first.numa_node, first.socket)
         if cells:
             _check_cells(first, cells, topology, policy, instance)
+            changes.extend(expose_device_locality(guest, topology, instance,
+                                                  driver))
         else:
             choice = affinity.choose_node(needs, slot,
                                           node_capacities(topology))
@@ -251,6 +253,79 @@ def apply(driver, guest, instance, request, topology, policy,
                 changes.append('numa: %s (render node %s)' % (
                     line, choice.render.name))
     return changes
+
+
+#: first controller index used for expander buses (above Nova's root ports)
+EXPANDER_INDEX_BASE = 200
+
+
+def expose_device_locality(guest, topology, instance, driver):
+    """Put each GPU behind a PCI expander bus of its guest NUMA node.
+
+    For guests with several NUMA cells: a GPU whose host node backs guest
+    cell ``i`` is plugged into an expander bus whose ``<node>`` is ``i``
+    (behind a ``pcie-root-port`` on q35), so the guest OS and CUDA see
+    which vCPUs are local to it. Single-cell guests need nothing.
+    """
+    numa = getattr(instance, 'numa_topology', None)
+    if not numa or len(numa.cells) < 2:
+        return []
+    guest_cell_of_host_node = {}
+    for index, cell in enumerate(numa.cells):
+        guest_cell_of_host_node.setdefault(cell.id, index)
+    q35 = 'q35' in (guest.os_mach_type or '')
+    lines = []
+    next_index = EXPANDER_INDEX_BASE
+    buses = {}
+    slots = {}
+    for i, dev in enumerate(list(guest.devices)):
+        if isinstance(dev, vconfig.LibvirtConfigGuestHostdevPCI):
+            address = pci_address(dev)
+        elif isinstance(dev, vconfig.LibvirtConfigGuestHostdevMDEV):
+            try:
+                address = libvirt_name_to_address(
+                    driver._get_mediated_device_information(
+                        libvirt_utils.mdev_uuid2name(dev.uuid))['parent'])
+            except Exception:
+                continue
+        else:
+            continue
+        gpu = topology.gpu(address)
+        if gpu is None:
+            continue
+        if gpu.physfn is not None:
+            gpu = topology.gpu(gpu.physfn) or gpu
+        cell = guest_cell_of_host_node.get(gpu.numa_node)
+        if cell is None:
+            continue
+        if cell not in buses:
+            expander = next_index
+            guest.add_device(xmlconfig.GuestPCIExpanderBus(
+                expander, cell, 0xfe - 0x10 * len(buses), pcie=q35))
+            next_index += 1
+            buses[cell] = expander
+        bus = buses[cell]
+        # Slots on the expander: 0.. for root ports (q35); from 1 for
+        # devices plugged straight into a PCI expander bus (i440fx).
+        used = slots.get(bus, 0)
+        slots[bus] = used + 1
+        slot = used if q35 else used + 1
+        if q35:
+            port = next_index
+            guest.add_device(xmlconfig.GuestPCIeRootPortOn(port, bus, slot))
+            next_index += 1
+            bus, slot = port, 0
+        if isinstance(dev, vconfig.LibvirtConfigGuestHostdevPCI):
+            dev = xmlconfig.promote(dev, xmlconfig.GuestHostdevPCI)
+        else:
+            dev = xmlconfig.promote(dev, xmlconfig.GuestHostdevMDEVOnBus)
+        dev.guest_bus = bus
+        dev.guest_slot = slot
+        lines.append('locality: %s behind a %s expander bus on guest NUMA '
+                     'node %d (host node %s)' % (
+                         address, 'PCIe' if q35 else 'PCI', cell,
+                         gpu.numa_node))
+    return lines
 
 
 def _check_cells(gpu, cells, topology, policy, instance):

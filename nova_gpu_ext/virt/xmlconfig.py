@@ -56,6 +56,12 @@ def _rom_element(bar: Optional[bool], enabled: Optional[bool]):
     return rom
 
 
+def _guest_address(bus: int, slot: int = 0):
+    return etree.Element('address', type='pci', domain='0x0000',
+                         bus='0x%02x' % bus, slot='0x%02x' % slot,
+                         function='0x0')
+
+
 def _parse_rom(element) -> tuple[Optional[bool], Optional[bool]]:
     rom = element.find('rom')
     if rom is None:
@@ -152,12 +158,17 @@ class GuestHostdevPCI(vconfig.LibvirtConfigGuestHostdevPCI):
 
     rom_bar: Optional[bool] = None
     rom_enabled: Optional[bool] = None
+    #: the guest-side PCI bus (controller index) and slot, or None
+    guest_bus: Optional[int] = None
+    guest_slot: int = 0
 
     def format_dom(self):
         dev = super().format_dom()
         rom = _rom_element(self.rom_bar, self.rom_enabled)
         if rom is not None:
             dev.append(rom)
+        if self.guest_bus is not None:
+            dev.append(_guest_address(self.guest_bus))
         return dev
 
     def parse_dom(self, xmldoc):
@@ -170,12 +181,17 @@ class GuestInterface(vconfig.LibvirtConfigGuestInterface):
 
     rom_bar: Optional[bool] = None
     rom_enabled: Optional[bool] = None
+    #: the guest-side PCI bus (controller index) and slot, or None
+    guest_bus: Optional[int] = None
+    guest_slot: int = 0
 
     def format_dom(self):
         dev = super().format_dom()
         rom = _rom_element(self.rom_bar, self.rom_enabled)
         if rom is not None:
             dev.append(rom)
+        if self.guest_bus is not None:
+            dev.append(_guest_address(self.guest_bus))
         return dev
 
     def parse_dom(self, xmldoc):
@@ -248,3 +264,55 @@ class GuestVideoAccel3D(vconfig.LibvirtConfigGuestVideo):
             model = dev.find('model')
             model.append(etree.Element('acceleration', accel3d='yes'))
         return dev
+
+
+class GuestHostdevMDEVOnBus(vconfig.LibvirtConfigGuestHostdevMDEV):
+    """An mdev ``<hostdev>`` plugged into a given guest PCI bus."""
+
+    guest_bus: Optional[int] = None
+    guest_slot: int = 0
+
+    def format_dom(self):
+        dev = super().format_dom()
+        if self.guest_bus is not None:
+            dev.append(_guest_address(self.guest_bus, self.guest_slot))
+        return dev
+
+
+class GuestPCIExpanderBus(vconfig.LibvirtConfigGuestController):
+    """``<controller type='pci' model='pcie-expander-bus'>`` bound to a
+    guest NUMA node (``pci-expander-bus`` on i440fx machines), the way
+    KubeVirt and libvirt's docs expose device locality to the guest."""
+
+    def __init__(self, index: int, numa_node: int, bus_nr: int,
+                 pcie: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.type = 'pci'
+        self.index = index
+        self.model = 'pcie-expander-bus' if pcie else 'pci-expander-bus'
+        self.numa_node = numa_node
+        self.bus_nr = bus_nr
+
+    def format_dom(self):
+        controller = super().format_dom()
+        target = etree.SubElement(controller, 'target',
+                                  busNr=str(self.bus_nr))
+        etree.SubElement(target, 'node').text = str(self.numa_node)
+        return controller
+
+
+class GuestPCIeRootPortOn(vconfig.LibvirtConfigGuestController):
+    """A ``pcie-root-port`` plugged into a given bus (an expander bus)."""
+
+    def __init__(self, index: int, bus: int, slot: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.type = 'pci'
+        self.index = index
+        self.model = 'pcie-root-port'
+        self.bus = bus
+        self.slot = slot
+
+    def format_dom(self):
+        controller = super().format_dom()
+        controller.append(_guest_address(self.bus, self.slot))
+        return controller

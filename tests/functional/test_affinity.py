@@ -295,3 +295,53 @@ class RenderNodeLiveMigrationTest(base_libvirt.LibvirtMigrationMixin,
         self._confirm_resize(server)
         self.assertEqual({}, self.computes['gpu-host-1'].driver
                          .render_nodes.counts())
+
+
+class DeviceLocalityTest(AffinityTestBase):
+    """A two-cell guest sees its GPU on the right guest NUMA node."""
+
+    def _boot(self, machine_type):
+        if machine_type:
+            self.flags(hw_machine_type=['x86_64=%s' % machine_type],
+                       group='libvirt')
+        flavor = self._create_flavor(memory_mb=2048, vcpu=2, extra_spec={
+            'hw:numa_nodes': '2',
+            'pci_passthrough:alias': '%s:1' % samplehost.GPU_ALIAS})
+        server = self._create_server(flavor_id=flavor, networks='none',
+                                     expected_state='ACTIVE')
+        return etree.fromstring(self.domain_xml(server).encode())
+
+    def _gpu_node(self, root):
+        source = root.find("./devices/hostdev[@type='pci']/source/address")
+        address = '%04x:%02x:%02x.%x' % tuple(
+            int(source.get(k), 16)
+            for k in ('domain', 'bus', 'slot', 'function'))
+        return {g.address: g.numa_node for g in samplehost.GPUS}[address]
+
+    def _guest_cell_of(self, root, host_node):
+        for memnode in root.iterfind('./numatune/memnode'):
+            if memnode.get('nodeset') == str(host_node):
+                return int(memnode.get('cellid'))
+        raise AssertionError('no guest cell on host node %s' % host_node)
+
+    def test_q35_gpu_behind_pcie_expander_bus_of_its_cell(self):
+        root = self._boot('q35')
+        cell = self._guest_cell_of(root, self._gpu_node(root))
+        expander = root.find(
+            "./devices/controller[@model='pcie-expander-bus']")
+        self.assertEqual(str(cell), expander.find('./target/node').text)
+        port = root.find("./devices/controller[@model='pcie-root-port']"
+                         "/address[@bus='0x%02x']/.." %
+                         int(expander.get('index')))
+        hostdev_bus = root.find(
+            "./devices/hostdev[@type='pci']/address").get('bus')
+        self.assertEqual(int(port.get('index')), int(hostdev_bus, 16))
+
+    def test_i440fx_gpu_on_pci_expander_bus_of_its_cell(self):
+        root = self._boot(None)
+        cell = self._guest_cell_of(root, self._gpu_node(root))
+        expander = root.find("./devices/controller[@model='pci-expander-bus']")
+        self.assertEqual(str(cell), expander.find('./target/node').text)
+        address = root.find("./devices/hostdev[@type='pci']/address")
+        self.assertEqual(int(expander.get('index')),
+                         int(address.get('bus'), 16))
