@@ -10,7 +10,8 @@ Enable with, in nova.conf::
     [filter_scheduler]
     available_filters = nova.scheduler.filters.all_filters
     available_filters = nova_gpu_ext.scheduler.filters.GPUExtHostFilter
-    enabled_filters = ...,GPUExtHostFilter
+    available_filters = nova_gpu_ext.scheduler.filters.GPUPlacementFilter
+    enabled_filters = ...,GPUExtHostFilter,GPUPlacementFilter
 """
 
 from nova.scheduler import filters

@@ -7,8 +7,10 @@ the candidate hosts before applying the multiplier.
 Enable with, in nova.conf::
 
     [filter_scheduler]
-    weight_classes = nova.scheduler.weights.all_weighers
-    weight_classes = nova_gpu_ext.scheduler.weighers.GPUHostAvoidanceWeigher
+    weight_classes = nova.scheduler.weights.all_weighers,nova_gpu_ext.scheduler.weighers.GPUHostAvoidanceWeigher,nova_gpu_ext.scheduler.weighers.GPUAffinityWeigher
+
+(one comma-separated line: ``weight_classes`` is a list option, a second
+line would replace the first).
 """
 
 from nova.scheduler import utils as scheduler_utils

@@ -346,15 +346,18 @@ def test_post_config_sets_driver_filters_and_weighers(devstack):
     # MultiStrOpt: Nova's all_filters stays, ours is added.
     assert conf['filter_scheduler', 'available_filters'] == [
         'nova.scheduler.filters.all_filters',
-        'nova_gpu_ext.scheduler.filters.GPUExtHostFilter']
+        'nova_gpu_ext.scheduler.filters.GPUExtHostFilter',
+        'nova_gpu_ext.scheduler.filters.GPUPlacementFilter']
     enabled = conf['filter_scheduler', 'enabled_filters']
     assert len(enabled) == 1
     assert enabled[0].split(',') == (
-        DEVSTACK_NOVA_FILTERS.split(',') + ['GPUExtHostFilter'])
+        DEVSTACK_NOVA_FILTERS.split(',') +
+        ['GPUExtHostFilter', 'GPUPlacementFilter'])
     # ListOpt: one comma-separated line, Nova's weighers kept.
     assert conf['filter_scheduler', 'weight_classes'] == [
         'nova.scheduler.weights.all_weighers,'
-        'nova_gpu_ext.scheduler.weighers.GPUHostAvoidanceWeigher']
+        'nova_gpu_ext.scheduler.weighers.GPUHostAvoidanceWeigher,'
+        'nova_gpu_ext.scheduler.weighers.GPUAffinityWeigher']
     # No sample mdev driver asked for: [devices] untouched.
     assert ('devices', 'enabled_mdev_types') not in conf
 
@@ -362,11 +365,12 @@ def test_post_config_sets_driver_filters_and_weighers(devstack):
 def test_post_config_twice_adds_nothing_twice(devstack):
     devstack.run('stack post-config', 'stack post-config')
     conf = read_ini(devstack.nova_conf)
-    assert len(conf['filter_scheduler', 'available_filters']) == 2
+    assert len(conf['filter_scheduler', 'available_filters']) == 3
     enabled = conf['filter_scheduler', 'enabled_filters'][0].split(',')
     assert enabled.count('GPUExtHostFilter') == 1
+    assert enabled.count('GPUPlacementFilter') == 1
     weighers = conf['filter_scheduler', 'weight_classes'][0].split(',')
-    assert len(weighers) == len(set(weighers)) == 2
+    assert len(weighers) == len(set(weighers)) == 3
 
 
 def test_operator_settings_are_kept(devstack):
@@ -390,7 +394,8 @@ def test_operator_settings_are_kept(devstack):
         'ComputeFilter,PciPassthroughFilter,GPUExtHostFilter,GPUOtherFilter']
     assert conf['filter_scheduler', 'weight_classes'] == [
         'nova.scheduler.weighers.ram.RAMWeigher,'
-        'nova_gpu_ext.scheduler.weighers.GPUHostAvoidanceWeigher']
+        'nova_gpu_ext.scheduler.weighers.GPUHostAvoidanceWeigher,'
+        'nova_gpu_ext.scheduler.weighers.GPUAffinityWeigher']
     assert conf['gpu_ext', 'enabled'] == ['false']
     assert conf['gpu_ext', 'gpu_host_avoidance_weight_multiplier'] == ['2']
 
@@ -518,7 +523,8 @@ def test_test_config_adds_filters_to_tempest(devstack):
     devstack.run('stack test-config')
     conf = read_ini(devstack.tempest_conf)
     assert conf['compute-feature-enabled', 'scheduler_enabled_filters'] == [
-        'ComputeFilter,NUMATopologyFilter,GPUExtHostFilter']
+        'ComputeFilter,NUMATopologyFilter,GPUExtHostFilter,'
+        'GPUPlacementFilter']
 
 
 def test_test_config_keeps_tempest_all(devstack):
