@@ -7,7 +7,11 @@ the candidate hosts before applying the multiplier.
 Enable with, in nova.conf::
 
     [filter_scheduler]
-    weight_classes = nova.scheduler.weights.all_weighers,nova_gpu_ext.scheduler.weighers.GPUHostAvoidanceWeigher,nova_gpu_ext.scheduler.weighers.GPUAffinityWeigher
+    weight_classes = nova.scheduler.weights.all_weighers,<ours>
+
+where ``<ours>`` is
+``nova_gpu_ext.scheduler.weighers.GPUHostAvoidanceWeigher,``
+``nova_gpu_ext.scheduler.weighers.GPUAffinityWeigher``
 
 (one comma-separated line: ``weight_classes`` is a list option, a second
 line would replace the first).
