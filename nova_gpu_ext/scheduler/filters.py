@@ -85,7 +85,7 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         nodes = sched_request.node_capacities(host_state, summary)
         has_numa = getattr(spec_obj, 'numa_topology', None) is not None
         reasons = []
-        if request.vgpus and not has_numa:
+        if request.wants_devices and not has_numa:
             if not self._filter_gpu_candidates(
                     host_state, request, needs, nodes, summary, reasons,
                     spec_obj):
@@ -105,7 +105,6 @@ class GPUPlacementFilter(filters.BaseHostFilter,
 
     def _filter_gpu_candidates(self, host_state, request, needs, nodes,
                                summary, reasons, spec_obj=None):
-        from nova_gpu_ext.conf import sharing as sharing_conf
         from nova_gpu_ext.placement import packing
         candidates = host_state.allocation_candidates or []
         gpus = {}
@@ -129,26 +128,23 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         min_share = (request.min_share_percent / 100.0
                      if request.min_share_percent else None)
         loads = []
+        whole = []
         for address in local_rank:
             gpu = gpus[address]
-            # Capacity from what the compute published (used + available
-            # at that time); tenants now from placement, which every claim
-            # updates at once (the published count lags until the next
-            # resource update).
-            capacity = gpu.get('used', 0) + sum(
-                v or 0 for v in gpu.get('mdev_types', {}).values())
-            used = self._vgpu_usage(gpu['rp'], gpu.get('used', 0))
-            free = max(0, capacity - used)
-            type_name = next(iter(gpu.get('mdev_types', {})), None)
-            loads.append(packing.PhysicalGPULoad(
-                address=address, numa_node=gpu.get('node'), tenants=used,
-                capacity=used + free,
-                profile=sharing_conf.profile_for(CONF, type_name)))
-        choice = packing.choose_physical_gpu(loads, strategy,
-                                             min_share=min_share)
-        order = {a: i for i, a in enumerate(choice.ranking)}
-        for refusal in getattr(choice, 'refusals', ()) or ():
-            reasons.append(getattr(refusal, 'reason', str(refusal)))
+            load = self._shared_load(gpu)
+            if load is None:
+                whole.append(address)       # a whole GPU: nothing shared
+            else:
+                loads.append(load)
+        order = {}
+        if loads:
+            choice = packing.choose_physical_gpu(loads, strategy,
+                                                 min_share=min_share)
+            order = {a: i for i, a in enumerate(choice.ranking)}
+            for refusal in getattr(choice, 'refusals', ()) or ():
+                reasons.append(getattr(refusal, 'reason', str(refusal)))
+        for address in whole:
+            order[address] = len(order)
         if not order:
             return False
 
@@ -171,9 +167,34 @@ class GPUPlacementFilter(filters.BaseHostFilter,
                                   affinity.host_score(accepted))
         return bool(kept)
 
+    def _shared_load(self, gpu):
+        """The sharing state of a time-sliced GPU (mdev parent or SR-IOV PF).
+
+        Capacity from what the compute published; tenants now from
+        placement, which every claim updates at once (the published count
+        lags until the next resource update). None for a whole GPU.
+        """
+        from nova_gpu_ext.conf import sharing as sharing_conf
+        from nova_gpu_ext.placement import packing
+        if gpu.get('mdev_types'):
+            capacity = gpu.get('used', 0) + sum(
+                v or 0 for v in gpu['mdev_types'].values())
+            type_name = next(iter(gpu['mdev_types']))
+        elif gpu.get('kind') == 'pf':
+            capacity = gpu.get('vfs', 0)
+            type_name = '%s:%s' % (gpu.get('vendor'), gpu.get('device'))
+        else:
+            return None
+        used = self._usage(gpu['rp'], gpu.get('used', 0))
+        return packing.PhysicalGPULoad(
+            address=gpu['addr'], numa_node=gpu.get('node'), tenants=used,
+            capacity=max(capacity, used),
+            profile=sharing_conf.profile_for(CONF, type_name))
+
     @staticmethod
-    def _vgpu_usage(rp_uuid, default):
-        """VGPUs in use on one physical GPU provider, from placement."""
+    def _usage(rp_uuid, default):
+        """Units in use on one physical GPU provider, from placement (VGPUs
+        of an mdev parent, VFs of a PF: all its resource classes)."""
         try:
             from nova import context as nova_context
             from nova.scheduler.client import report
@@ -183,7 +204,7 @@ class GPUPlacementFilter(filters.BaseHostFilter,
                 global_request_id=nova_context.get_admin_context(
                 ).global_id)
             if response:
-                return response.json()['usages'].get('VGPU', default)
+                return sum(response.json()['usages'].values())
         except Exception:
             LOG.debug('Cannot read the usage of provider %s', rp_uuid,
                       exc_info=True)

@@ -121,12 +121,17 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         UUIDs, mdevs in use per GPU, guests per render node."""
         summary = host_facts.host_summary(topology)
         in_use = self._mdevs_in_use_by_parent()
+        vfs_in_use = (self._vfs_in_use_by_pf(topology)
+                      if any(g.get('kind') == 'pf' for g in summary['gpus'])
+                      else {})
         for entry in summary['gpus']:
             uuid = self._gpu_provider_uuids.get(entry['addr'])
             if uuid:
                 entry['rp'] = uuid
             if 'mdev_types' in entry:
                 entry['used'] = in_use.get(entry['addr'], 0)
+            elif entry.get('kind') == 'pf':
+                entry['used'] = vfs_in_use.get(entry['addr'], 0)
         counts = self.render_nodes.counts()
         for render in summary['render_nodes']:
             render['guests'] = counts.get(render['name'], 0)
@@ -213,31 +218,47 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         return guest
 
     def _check_sharing(self, guest, instance, request):
-        """Refuse a vGPU that would break its GPU's time-slice bound.
+        """Refuse a vGPU or VF that would break its GPU's time-slice bound.
 
         The scheduler admitted the tenant from placement's usage; builds
-        racing onto one GPU are caught here, where the mdevs of the GPU's
-        other guests are counted from libvirt (this guest's is not defined
-        yet), so the build reschedules instead of tripping the guests'
-        GPU timeout.
+        racing onto one GPU are caught here, where the mdevs or VFs of the
+        GPU's other guests are counted from libvirt (this guest is not
+        defined yet), so the build reschedules instead of tripping the
+        guests' GPU timeout.
         """
         from nova.virt.libvirt import config as vconfig
         from nova_gpu_ext.conf import sharing as sharing_conf
         from nova_gpu_ext.placement import sharing
+        topology = self.gpu_topology
+        shared = []         # (physical GPU address, sharing type, users)
         mdevs = [d.uuid for d in guest.devices
                  if isinstance(d, vconfig.LibvirtConfigGuestHostdevMDEV)]
-        if not mdevs:
-            return []
-        in_use = self._mdevs_in_use_by_parent()
+        if mdevs:
+            in_use = self._mdevs_in_use_by_parent()
+            for mdev in mdevs:
+                info = self._get_mediated_device_information(
+                    libvirt_utils.mdev_uuid2name(mdev))
+                parent = gpu_affinity.libvirt_name_to_address(
+                    info['parent'])
+                shared.append((parent, info['type'], in_use.get(parent, 0)))
+        vf_pfs = []
+        for dev in guest.devices:
+            if isinstance(dev, vconfig.LibvirtConfigGuestHostdevPCI):
+                gpu = topology.gpu(gpu_affinity.pci_address(dev))
+                if gpu is not None and gpu.physfn is not None:
+                    vf_pfs.append(topology.gpu(gpu.physfn))
+        if vf_pfs:
+            in_use = self._vfs_in_use_by_pf(topology, instance.uuid)
+            for pf in vf_pfs:
+                if pf is not None:
+                    shared.append((str(pf.address), '%04x:%04x' % (
+                        pf.vendor_id, pf.device_id),
+                        in_use.get(str(pf.address), 0)))
         lines = []
-        for mdev in mdevs:
-            info = self._get_mediated_device_information(
-                libvirt_utils.mdev_uuid2name(mdev))
-            parent = gpu_affinity.libvirt_name_to_address(info['parent'])
-            profile = sharing_conf.profile_for(CONF, info['type'])
-            tenants = in_use.get(parent, 0)
-            min_share = (request.min_share_percent / 100.0
-                         if request.min_share_percent else None)
+        min_share = (request.min_share_percent / 100.0
+                     if request.min_share_percent else None)
+        for parent, type_name, tenants in shared:
+            profile = sharing_conf.profile_for(CONF, type_name)
             admission = sharing.admit(profile, tenants, min_share)
             if not admission.ok:
                 raise gpu_affinity.Refused(
@@ -245,6 +266,36 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
             lines.append('sharing: GPU %s: %s' % (
                 parent, sharing.describe(profile, tenants + 1)))
         return lines
+
+    def _vfs_in_use_by_pf(self, topology, exclude_uuid=None):
+        """VFs that defined guests use, per PF address (from libvirt)."""
+        from lxml import etree
+        counts = {}
+        try:
+            guests = self._host.list_guests(only_running=False)
+        except Exception:
+            LOG.debug('Cannot list domains to count VFs', exc_info=True)
+            return counts
+        for guest in guests:
+            try:
+                if guest.uuid == exclude_uuid:
+                    continue
+                root = etree.fromstring(guest.get_xml_desc().encode())
+            except Exception:
+                continue
+            for address in root.iterfind(
+                    "./devices/hostdev[@type='pci']/source/address"):
+                try:
+                    text = '%04x:%02x:%02x.%x' % tuple(
+                        int(address.get(k), 16)
+                        for k in ('domain', 'bus', 'slot', 'function'))
+                except (TypeError, ValueError):
+                    continue
+                gpu = topology.gpu(text)
+                if gpu is not None and gpu.physfn is not None:
+                    key = str(gpu.physfn)
+                    counts[key] = counts.get(key, 0) + 1
+        return counts
 
     # -- live migration -----------------------------------------------------
 

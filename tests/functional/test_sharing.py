@@ -36,7 +36,8 @@ class SharingTest(base.GPUExtTestBase):
     def _flavor(self, **specs):
         extra = {'resources:VGPU': '1'}
         extra.update(specs)
-        return self._create_flavor(memory_mb=1024, vcpu=1, extra_spec=extra)
+        return self._create_flavor(memory_mb=1024, vcpu=1, disk=1,
+                                   ephemeral=0, extra_spec=extra)
 
     def gpu_of(self, server):
         from nova import context
