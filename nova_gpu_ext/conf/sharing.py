@@ -186,6 +186,33 @@ Related options:
 
 * ``[devices] enabled_mdev_types``
 """),
+    cfg.FloatOpt(
+        'gpu_sharing_weight_multiplier',
+        default=1.0,
+        help="""
+Multiplier for ``GPUSharingWeigher``.
+
+The weigher applies the flavor's pack or spread choice across hosts, as
+``GPUPlacementFilter`` applies it within a host: under ``pack`` it prefers
+hosts whose partly used GPU the tenant fills best (keeping hosts with whole
+GPUs free), under ``spread`` the host where the tenant gets the largest
+share of a GPU. Hosts can override it with the aggregate metadata key of the
+same name.
+
+Possible values:
+
+* A positive number: apply pack/spread across hosts (the larger, the
+  stronger compared with the other weighers).
+* 0.0: disable the weigher (pack/spread then only chooses the GPU within
+  the host the other weighers chose).
+
+Related options:
+
+* ``[gpu_ext] sharing_default_placement``.
+* ``[filter_scheduler] weight_classes`` must list
+  ``nova_gpu_ext.scheduler.weighers.GPUSharingWeigher``; it reads what
+  ``GPUPlacementFilter`` computed, so that filter must be enabled too.
+"""),
 ]
 
 # The per-type options. None means "use the [gpu_ext] default".

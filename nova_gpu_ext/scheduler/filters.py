@@ -140,6 +140,11 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         if loads:
             choice = packing.choose_physical_gpu(loads, strategy,
                                                  min_share=min_share)
+            score = (packing.host_pack_score if strategy == 'pack'
+                     else packing.host_spread_score)(loads, min_share)
+            # For GPUSharingWeigher: pack/spread across hosts.
+            host_state.gpu_ext_share = (
+                getattr(spec_obj, 'instance_uuid', None), score)
             order = {a: i for i, a in enumerate(choice.ranking)}
             for refusal in getattr(choice, 'refusals', ()) or ():
                 reasons.append(getattr(refusal, 'reason', str(refusal)))

@@ -81,3 +81,27 @@ class GPUAffinityWeigher(weights.BaseHostWeigher):
                                         None):
             return 0.0
         return fit[1]
+
+
+class GPUSharingWeigher(weights.BaseHostWeigher):
+    """Pack or spread time-sliced GPU tenants across hosts.
+
+    Reads the score ``GPUPlacementFilter`` computed for this request with
+    the flavor's ``gpu:placement`` (or ``[gpu_ext]
+    sharing_default_placement``): under ``pack``, hosts whose partly used
+    GPU the tenant would fill best, then hosts with fewer whole GPUs free;
+    under ``spread``, the host where the tenant gets the largest share.
+    Hosts the filter did not score weigh 0.
+    """
+
+    def weight_multiplier(self, host_state):
+        return scheduler_utils.get_weight_multiplier(
+            host_state, 'gpu_sharing_weight_multiplier',
+            CONF.gpu_ext.gpu_sharing_weight_multiplier)
+
+    def _weigh_object(self, host_state, weight_properties):
+        share = getattr(host_state, 'gpu_ext_share', None)
+        if not share or share[0] != getattr(weight_properties,
+                                            'instance_uuid', None):
+            return 0.0
+        return max(share[1], 0.0)

@@ -26,6 +26,7 @@ OUR_FILTERS = ('GPUExtHostFilter', 'GPUPlacementFilter')
 OUR_WEIGHERS = (
     'nova_gpu_ext.scheduler.weighers.GPUHostAvoidanceWeigher',
     'nova_gpu_ext.scheduler.weighers.GPUAffinityWeigher',
+    'nova_gpu_ext.scheduler.weighers.GPUSharingWeigher',
 )
 
 

@@ -133,3 +133,43 @@ class SharingTest(base.GPUExtTestBase):
         assigned = self.compute.driver._get_all_assigned_mediated_devices()
         self.assertEqual(4, len(assigned))
         self.assertEqual(4, len(set(assigned.values())))
+
+
+class SharingAcrossHostsTest(SharingTest):
+    """GPUSharingWeigher: pack or spread tenants over two GPU hosts."""
+
+    def setUp(self):
+        super().setUp()
+        # A second sample host; the weighers other than ours are neutral.
+        self.start_compute('gpu-host-2', host_info=samplehost.host_info(),
+                           pci_info=samplehost.pci_info())
+        self.flags(ram_weight_multiplier=0, cpu_weight_multiplier=0,
+                   disk_weight_multiplier=0, io_ops_weight_multiplier=0,
+                   group='filter_scheduler')
+        self._run_periodics()
+        self._run_periodics()
+
+    def _hosts(self, placement, count):
+        flavor = self._flavor(**{'gpu:placement': placement})
+        return [self._boot(flavor)['OS-EXT-SRV-ATTR:host']
+                for _ in range(count)]
+
+    def test_pack_keeps_to_one_host(self):
+        # Nova's RAM weigher alone spreads guests over the two hosts; the
+        # pack score, weighed stronger, keeps them on one.
+        self.flags(ram_weight_multiplier=1.0, group='filter_scheduler')
+        self.flags(gpu_sharing_weight_multiplier=10.0, group='gpu_ext')
+        hosts = self._hosts('pack', 3)
+        self.assertEqual(1, len(set(hosts)), hosts)
+
+    def test_spread_uses_both_hosts(self):
+        hosts = self._hosts('spread', 4)
+        self.assertEqual(2, len(set(hosts)), hosts)
+        self.assertEqual(2, hosts.count(hosts[0]))
+
+    # The single-host tests of the parent class do not apply here.
+    test_pack_fills_gpu0_before_gpu1 = None
+    test_spread_alternates = None
+    test_tenant_beyond_the_timeout_bound_is_refused_at_the_scheduler = None
+    test_min_share_refused_where_it_cannot_hold = None
+    test_concurrent_builds_never_share_an_mdev = None
