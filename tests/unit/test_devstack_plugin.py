@@ -357,7 +357,8 @@ def test_post_config_sets_driver_filters_and_weighers(devstack):
     assert conf['filter_scheduler', 'weight_classes'] == [
         'nova.scheduler.weights.all_weighers,'
         'nova_gpu_ext.scheduler.weighers.GPUHostAvoidanceWeigher,'
-        'nova_gpu_ext.scheduler.weighers.GPUAffinityWeigher']
+        'nova_gpu_ext.scheduler.weighers.GPUAffinityWeigher,'
+        'nova_gpu_ext.scheduler.weighers.GPUSharingWeigher']
     # No sample mdev driver asked for: [devices] untouched.
     assert ('devices', 'enabled_mdev_types') not in conf
 
@@ -370,7 +371,7 @@ def test_post_config_twice_adds_nothing_twice(devstack):
     assert enabled.count('GPUExtHostFilter') == 1
     assert enabled.count('GPUPlacementFilter') == 1
     weighers = conf['filter_scheduler', 'weight_classes'][0].split(',')
-    assert len(weighers) == len(set(weighers)) == 3
+    assert len(weighers) == len(set(weighers)) == 4
 
 
 def test_operator_settings_are_kept(devstack):
@@ -395,7 +396,8 @@ def test_operator_settings_are_kept(devstack):
     assert conf['filter_scheduler', 'weight_classes'] == [
         'nova.scheduler.weighers.ram.RAMWeigher,'
         'nova_gpu_ext.scheduler.weighers.GPUHostAvoidanceWeigher,'
-        'nova_gpu_ext.scheduler.weighers.GPUAffinityWeigher']
+        'nova_gpu_ext.scheduler.weighers.GPUAffinityWeigher,'
+        'nova_gpu_ext.scheduler.weighers.GPUSharingWeigher']
     assert conf['gpu_ext', 'enabled'] == ['false']
     assert conf['gpu_ext', 'gpu_host_avoidance_weight_multiplier'] == ['2']
 
