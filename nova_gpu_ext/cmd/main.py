@@ -14,7 +14,6 @@ SUBCOMMANDS = (
     'inspect',    # what discovery sees on this host
     'explain',    # the placement decision for a flavor on a host
     'tweaks',     # the domain XML tweaks and their switches
-    'bench',      # benchmarks shipped with the package
     'fake_sysfs',  # write a sample host's sysfs tree (GPU-less CI)
 )
 
@@ -23,7 +22,8 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog='nova-gpu-ext',
         description='GPU extension for OpenStack Nova: inspect hosts, '
-                    'explain placements, run the demo and benchmarks.')
+                    'explain placements, list the domain tweaks, run the '
+                    'demo.')
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
     for name in SUBCOMMANDS:
         try:
