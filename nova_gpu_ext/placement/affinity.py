@@ -81,6 +81,19 @@ class NodeChoice:
         return self.ok and not self.local
 
 
+def effective_policy(gpu_policy: Optional[str], pci_policy: Optional[str],
+                     uses_pci_alias: bool, default: str) -> str:
+    """The policy for one guest: the flavor's ``gpu:numa_affinity_policy``,
+    else, for devices from a PCI alias, Nova's own
+    ``hw:pci_numa_affinity_policy`` (composed with, never overridden), else
+    the ``[gpu_ext]`` default."""
+    if gpu_policy in POLICIES:
+        return gpu_policy
+    if uses_pci_alias and pci_policy in POLICIES:
+        return pci_policy
+    return default if default in POLICIES else DEFAULT_POLICY
+
+
 def _fits(needs: GuestNeeds, node: NodeCapacity) -> bool:
     return (node.free_cpus >= needs.vcpus and
             node.free_memory_mb >= needs.memory_mb)

@@ -78,9 +78,11 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         summary = sched_request.host_summary(host_state)
         if summary is None:
             return True     # GPUExtHostFilter decides about such hosts
-        policy = (request.numa_affinity_policy or
-                  CONF.gpu_ext.numa_affinity_policy)
         flavor = spec_obj.flavor
+        policy = affinity.effective_policy(
+            request.numa_affinity_policy,
+            (flavor.extra_specs or {}).get('hw:pci_numa_affinity_policy'),
+            bool(request.pci_aliases), CONF.gpu_ext.numa_affinity_policy)
         needs = affinity.GuestNeeds(flavor.vcpus, flavor.memory_mb, policy)
         nodes = sched_request.node_capacities(host_state, summary)
         has_numa = getattr(spec_obj, 'numa_topology', None) is not None

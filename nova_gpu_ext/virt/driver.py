@@ -182,6 +182,15 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
                 'Ignoring invalid flavor extra spec: %s', exc,
                 instance=instance))
 
+    def gpu_policy(self, instance, request):
+        """The NUMA affinity policy for this guest (see
+        :func:`affinity.effective_policy`)."""
+        extra_specs = instance.flavor.extra_specs if instance.flavor else {}
+        return gpu_affinity.affinity.effective_policy(
+            request.numa_affinity_policy,
+            extra_specs.get('hw:pci_numa_affinity_policy'),
+            bool(request.pci_aliases), CONF.gpu_ext.numa_affinity_policy)
+
     def _get_guest_config(self, instance, network_info, image_meta,
                           disk_info, *args, **kwargs):
         guest = super()._get_guest_config(
@@ -203,8 +212,7 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         )
         affinity_changes = []
         if request.is_gpu_guest:
-            policy = (request.numa_affinity_policy or
-                      CONF.gpu_ext.numa_affinity_policy)
+            policy = self.gpu_policy(instance, request)
             affinity_changes = gpu_affinity.apply(
                 self, guest, instance, request, ctx.host, policy,
                 self.render_nodes, CONF.gpu_ext.render_node_max_guests)
@@ -312,8 +320,7 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
             return migrate_data
         only_node = None
         topology = self.gpu_topology
-        policy = (request.numa_affinity_policy or
-                  CONF.gpu_ext.numa_affinity_policy)
+        policy = self.gpu_policy(instance, request)
         needs = gpu_affinity.affinity.GuestNeeds(
             instance.flavor.vcpus, instance.flavor.memory_mb, policy)
         choice = self.render_nodes.claim(
