@@ -14,6 +14,7 @@ from nova import monkey_patch ; monkey_patch.patch()  # noqa
 # autopep8: on
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import logging as std_logging  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
@@ -40,7 +41,12 @@ DEMO_FLAVORS = (
     ('virgl.desktop', {'gpu:render_node': 'numa-local',
                        'gpu:display': 'egl-headless'},
      'host-rendered 3D (virgl) on a local render node'),
+    ('vgpu.too-big', {'resources:VGPU': '1',
+                      'gpu:numa_affinity_policy': 'required'},
+     '20 GiB vGPU guest, required: no NUMA node of the GPUs has room'),
 )
+#: flavors that differ from 2 GiB / 2 vCPUs
+FLAVOR_MEMORY_MB = {'vgpu.too-big': 20480}
 
 
 class Result:
@@ -95,10 +101,14 @@ class DemoScenario(harness.GPUExtTestBase):
 
     def runTest(self):
         samplehost.start_hosts(self)
+        # A second resource update publishes the GPU providers, as a
+        # compute does a minute after it starts.
+        self._run_periodics()
         flavors = {}
         for name, extra_specs, what in DEMO_FLAVORS:
             flavors[name] = self._create_flavor(
-                name=name, memory_mb=2048, vcpu=2, extra_spec=extra_specs)
+                name=name, memory_mb=FLAVOR_MEMORY_MB.get(name, 2048),
+                vcpu=2, extra_spec=extra_specs)
             RESULT.rows.append(self._boot(name, flavors[name], what))
         if self.with_upstream_twin:
             # Started last, so the scheduler never chose it above.
@@ -112,6 +122,7 @@ class DemoScenario(harness.GPUExtTestBase):
 
     def _boot(self, name, flavor_id, what):
         start = time.monotonic()
+        log_mark = len(self.stdlog.logger.output)
         # Posted directly: a refused build is part of the demo, not an error.
         body = self._build_server(
             name='demo-' + name, flavor_id=flavor_id, networks='none')
@@ -126,17 +137,40 @@ class DemoScenario(harness.GPUExtTestBase):
                 server['id'], [])
         if xml:
             RESULT.xml[name + '.ours'] = xml
+        refusals = [line.split('refused: ', 1)[1]
+                    for line in self.stdlog.logger.output[log_mark:]
+                    .splitlines() if 'GPUPlacementFilter: host' in line]
+        devices = guest_devices(xml) if xml else '-'
+        if host in self.computes and xml:
+            devices = self._mdev_parents(devices, host)
         return {
+            'refusals': refusals,
             'flavor': name,
             'what': what,
             'status': server['status'],
             'host': host,
             'numa': guest_numa_nodes(xml) if xml else '-',
-            'devices': guest_devices(xml) if xml else '-',
+            'devices': devices,
             'changes': changes,
             'fault': (server.get('fault') or {}).get('message', ''),
             'seconds': elapsed,
         }
+
+    def _mdev_parents(self, devices, host):
+        """'mdev 1234abcd' -> 'mdev 1234abcd on 0000:81:00.0'."""
+        from nova.virt.libvirt import utils as libvirt_utils
+        driver = self.computes[host].driver
+        out = []
+        for part in devices.split(', '):
+            if part.startswith('mdev '):
+                for uuid in driver._get_all_assigned_mediated_devices():
+                    if uuid.startswith(part[5:]):
+                        parent = driver._get_mediated_device_information(
+                            libvirt_utils.mdev_uuid2name(uuid))['parent']
+                        part += ' on %s:%s:%s.%s' % tuple(
+                            parent[len('pci_'):].split('_'))
+            out.append(part)
+        return ', '.join(out)
 
     def _wait_until_settled(self, server, timeout=30.0):
         deadline = time.monotonic() + timeout
@@ -169,6 +203,10 @@ def print_table(rows, out):
         out.write('  demo-%s (%s):\n' % (r['flavor'], r['what']))
         if r['fault']:
             out.write('    refused: %s\n' % r['fault'])
+            for line in r.get('refusals', ()):
+                out.write('    scheduler log: GPUPlacementFilter: %s\n' % line)
+        if r['status'] == 'ERROR':
+            continue
         for line in r['changes'] or ['nothing (upstream XML)']:
             out.write('    - %s\n' % line)
 
@@ -191,11 +229,20 @@ def main(argv=None):
                         help='show the services\' logs')
     args = parser.parse_args(argv)
     if not args.verbose:
-        std_logging.disable(std_logging.WARNING)
+        # INFO stays on: the scheduler's refusal reasons are read from the
+        # harness's captured log; the services' own output is dropped.
+        std_logging.disable(std_logging.DEBUG)
+        # Nova's thread pools announce their shutdown on stdout at INFO.
+        std_logging.getLogger('nova.thread_pool_factory').disabled = True
     DemoScenario.with_upstream_twin = bool(args.dump_xml)
     start = time.monotonic()
     result = unittest.TestResult()
-    DemoScenario('runTest').run(result)
+    if args.verbose:
+        DemoScenario('runTest').run(result)
+    else:
+        with open(os.devnull, 'w') as devnull, \
+                contextlib.redirect_stdout(devnull):
+            DemoScenario('runTest').run(result)
     std_logging.disable(std_logging.NOTSET)
     for _test, trace in result.errors + result.failures:
         sys.stderr.write(trace)
