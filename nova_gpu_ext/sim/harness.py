@@ -147,8 +147,12 @@ class GPUExtTestBase(test_vgpu.VGPUTestBase):
                       **kwargs):
         """Start a compute running ``driver`` (default: ours)."""
         self.flags(compute_driver=driver or self.compute_driver)
-        kwargs.setdefault('libvirt_version', self.FAKE_LIBVIRT_VERSION)
-        kwargs.setdefault('qemu_version', self.FAKE_QEMU_VERSION)
+        # After hostname: host_info, pci_info, mdev_info, vdpa_info,
+        # libvirt_version, qemu_version (Nova's restart passes them so).
+        if len(args) < 5:
+            kwargs.setdefault('libvirt_version', self.FAKE_LIBVIRT_VERSION)
+        if len(args) < 6:
+            kwargs.setdefault('qemu_version', self.FAKE_QEMU_VERSION)
         return super().start_compute(hostname, *args, **kwargs)
 
     def _clear_attrs(self):

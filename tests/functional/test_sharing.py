@@ -113,6 +113,21 @@ class SharingTest(base.GPUExtTestBase):
         self.assertIn('GPUPlacementFilter: host gpu-host-1 refused',
                       self.stdlog.logger.output)
 
+    def test_restart_recovers_tenants_from_libvirt_and_placement(self):
+        self._long_slices()         # three tenants per GPU at most
+        flavor = self._flavor(**{'gpu:placement': 'pack'})
+        for _ in range(2):
+            self.assertEqual(GPU0, self.gpu_of(self._boot(flavor)))
+        self.compute = self.restart_compute_service(self.hosts['gpu'])
+        # Nothing was kept in memory: libvirt's domains say who uses what.
+        self.assertEqual({GPU0: 2},
+                         self.compute.driver._mdevs_in_use_by_parent())
+        self._run_periodics()
+        # Placement's usage, which the scheduler reads, survived as well:
+        # the third tenant still packs onto GPU 0, the fourth cannot.
+        self.assertEqual(GPU0, self.gpu_of(self._boot(flavor)))
+        self.assertEqual(GPU1, self.gpu_of(self._boot(flavor)))
+
     def test_concurrent_builds_never_share_an_mdev(self):
         flavor = self._flavor(**{'gpu:placement': 'pack'})
         # Posted back to back without waiting: the builds run at the same
@@ -173,3 +188,4 @@ class SharingAcrossHostsTest(SharingTest):
     test_tenant_beyond_the_timeout_bound_is_refused_at_the_scheduler = None
     test_min_share_refused_where_it_cannot_hold = None
     test_concurrent_builds_never_share_an_mdev = None
+    test_restart_recovers_tenants_from_libvirt_and_placement = None
