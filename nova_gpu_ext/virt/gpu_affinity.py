@@ -61,27 +61,34 @@ def physical_gpu_addresses(driver, guest, topology):
     """
     out = []
     for dev in guest.devices:
-        address = None
-        if isinstance(dev, vconfig.LibvirtConfigGuestHostdevPCI):
-            address = pci_address(dev)
-        elif isinstance(dev, vconfig.LibvirtConfigGuestHostdevMDEV):
-            try:
-                info = driver._get_mediated_device_information(
-                    libvirt_utils.mdev_uuid2name(dev.uuid))
-                address = libvirt_name_to_address(info['parent'])
-            except Exception:
-                LOG.warning('Cannot tell the parent GPU of mdev %s', dev.uuid)
-                continue
-        if address is None:
-            continue
-        gpu = topology.gpu(address)
-        if gpu is None:
-            continue
-        if gpu.physfn is not None:
-            gpu = topology.gpu(gpu.physfn) or gpu
-        if str(gpu.address) not in out:
+        gpu = device_gpu(driver, dev, topology)
+        if gpu is not None and str(gpu.address) not in out:
             out.append(str(gpu.address))
     return out
+
+
+def device_gpu(driver, dev, topology):
+    """The physical GPU behind one guest device, or None.
+
+    A VF counts as its PF; an mdev as its parent; devices that are not GPUs
+    the topology knows (NICs, ...) give None.
+    """
+    if isinstance(dev, vconfig.LibvirtConfigGuestHostdevPCI):
+        address = pci_address(dev)
+    elif isinstance(dev, vconfig.LibvirtConfigGuestHostdevMDEV):
+        try:
+            info = driver._get_mediated_device_information(
+                libvirt_utils.mdev_uuid2name(dev.uuid))
+            address = libvirt_name_to_address(info['parent'])
+        except Exception:
+            LOG.warning('Cannot tell the parent GPU of mdev %s', dev.uuid)
+            return None
+    else:
+        return None
+    gpu = topology.gpu(address)
+    if gpu is not None and gpu.physfn is not None:
+        gpu = topology.gpu(gpu.physfn) or gpu
+    return gpu
 
 
 def node_capacities(topology):
@@ -278,23 +285,12 @@ def expose_device_locality(guest, topology, instance, driver):
     next_index = EXPANDER_INDEX_BASE
     buses = {}
     slots = {}
-    for i, dev in enumerate(list(guest.devices)):
-        if isinstance(dev, vconfig.LibvirtConfigGuestHostdevPCI):
-            address = pci_address(dev)
-        elif isinstance(dev, vconfig.LibvirtConfigGuestHostdevMDEV):
-            try:
-                address = libvirt_name_to_address(
-                    driver._get_mediated_device_information(
-                        libvirt_utils.mdev_uuid2name(dev.uuid))['parent'])
-            except Exception:
-                continue
-        else:
-            continue
-        gpu = topology.gpu(address)
+    for dev in list(guest.devices):
+        gpu = device_gpu(driver, dev, topology)
         if gpu is None:
             continue
-        if gpu.physfn is not None:
-            gpu = topology.gpu(gpu.physfn) or gpu
+        address = pci_address(dev) if isinstance(
+            dev, vconfig.LibvirtConfigGuestHostdevPCI) else str(gpu.address)
         cell = guest_cell_of_host_node.get(gpu.numa_node)
         if cell is None:
             continue

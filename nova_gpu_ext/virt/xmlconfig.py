@@ -168,7 +168,7 @@ class GuestHostdevPCI(vconfig.LibvirtConfigGuestHostdevPCI):
         if rom is not None:
             dev.append(rom)
         if self.guest_bus is not None:
-            dev.append(_guest_address(self.guest_bus))
+            dev.append(_guest_address(self.guest_bus, self.guest_slot))
         return dev
 
     def parse_dom(self, xmldoc):
@@ -181,17 +181,12 @@ class GuestInterface(vconfig.LibvirtConfigGuestInterface):
 
     rom_bar: Optional[bool] = None
     rom_enabled: Optional[bool] = None
-    #: the guest-side PCI bus (controller index) and slot, or None
-    guest_bus: Optional[int] = None
-    guest_slot: int = 0
 
     def format_dom(self):
         dev = super().format_dom()
         rom = _rom_element(self.rom_bar, self.rom_enabled)
         if rom is not None:
             dev.append(rom)
-        if self.guest_bus is not None:
-            dev.append(_guest_address(self.guest_bus))
         return dev
 
     def parse_dom(self, xmldoc):

@@ -336,3 +336,5 @@ class DeviceLocalityTest(AffinityTestBase):
         address = root.find("./devices/hostdev[@type='pci']/address")
         self.assertEqual(int(expander.get('index')),
                          int(address.get('bus'), 16))
+        # Slot 0 of a PCI expander bus is not for devices.
+        self.assertEqual(1, int(address.get('slot'), 16))
