@@ -125,8 +125,11 @@ SPEC_TABLE: tuple[SpecKey, ...] = (
     SpecKey(
         name='display',
         description=(
-            'Display of a host-GPU-rendered guest: `egl-headless` (no '
-            'client display), `spice-gl` (SPICE with GL) or `none`.'),
+            'Display of a host-GPU-rendered guest: `egl-headless` (GL '
+            'rendering next to the usual VNC/SPICE console, the default), '
+            '`spice-gl` (the SPICE console itself renders with GL) or '
+            '`none` (egl-headless only, no VNC/SPICE console: a guest that '
+            'renders or computes without a remote screen).'),
         type=str, enum=DISPLAY_MODES),
     SpecKey(
         name='placement',

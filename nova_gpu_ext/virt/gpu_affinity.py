@@ -175,6 +175,12 @@ class RenderNodeTracker:
 
 
 def _add_render_node(guest, render, display):
+    if display == 'none':
+        # GL through egl-headless only: no remote console.
+        for dev in list(guest.devices):
+            if isinstance(dev, vconfig.LibvirtConfigGuestGraphics) and \
+                    dev.type in ('vnc', 'spice'):
+                guest.devices.remove(dev)
     graphics = None
     if display == 'spice-gl':
         for dev in guest.devices:

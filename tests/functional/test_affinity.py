@@ -338,3 +338,23 @@ class DeviceLocalityTest(AffinityTestBase):
                          int(address.get('bus'), 16))
         # Slot 0 of a PCI expander bus is not for devices.
         self.assertEqual(1, int(address.get('slot'), 16))
+
+
+class RenderDisplayModesTest(AffinityTestBase):
+
+    def _root(self, display):
+        flavor = self._create_flavor(memory_mb=2048, vcpu=2, extra_spec={
+            'gpu:render_node': 'numa-local', 'gpu:display': display})
+        server = self._create_server(flavor_id=flavor, networks='none',
+                                     expected_state='ACTIVE')
+        return etree.fromstring(self.domain_xml(server).encode())
+
+    def test_none_keeps_only_egl_headless(self):
+        types = [g.get('type') for g in self._root('none').iterfind(
+            './devices/graphics')]
+        self.assertEqual(['egl-headless'], types)
+
+    def test_egl_headless_next_to_the_console(self):
+        types = sorted(g.get('type') for g in self._root(
+            'egl-headless').iterfind('./devices/graphics'))
+        self.assertEqual(['egl-headless', 'vnc'], types)
