@@ -30,17 +30,15 @@ Exit code: 0 placeable, 1 refused, 2 usage error.
 import dataclasses
 import json
 import sys
-import tempfile
 
 from oslo_config import cfg
 
+from nova_gpu_ext.cmd import host_source
 from nova_gpu_ext import model
 from nova_gpu_ext import specs
 from nova_gpu_ext.placement import affinity
 from nova_gpu_ext.placement import packing
 from nova_gpu_ext.placement import sharing
-from nova_gpu_ext.topology import discover
-from nova_gpu_ext.topology import paths as sysfs_paths
 
 PLACEABLE = 0
 REFUSED = 1
@@ -66,13 +64,9 @@ def register(subparsers):
                     'the time-slice sharing of shared GPUs, and why the '
                     'other choices were refused. Exit code 0: placeable, '
                     '1: refused.')
-    parser.add_argument('--sysfs-root', default='/sys',
-                        help='root of the sysfs tree (default: /sys)')
-    parser.add_argument('--dev-root', default='/dev',
-                        help='root of the device tree (default: /dev)')
-    parser.add_argument('--sample', metavar='NAME',
-                        help='a built-in sample host (see nova-gpu-ext '
-                             'inspect --list-samples)')
+    host_source.add_arguments(
+        parser, 'a built-in sample host (see nova-gpu-ext inspect '
+                '--list-samples)')
     parser.add_argument('--spec', metavar='KEY=VALUE', nargs='+',
                         action='extend', default=[], required=True,
                         help="the flavor's extra specs, e.g. "
@@ -119,22 +113,10 @@ def run(args, out=None):
         conf = load_conf(args.config_file)
         extra_specs = _pairs(args.spec, '--spec', str)
         request = specs.parse(extra_specs)
-        if args.sample:
-            from nova_gpu_ext.topology import fake_sysfs
-            if args.sample not in fake_sysfs.SAMPLE_HOSTS:
-                raise UsageError('unknown sample %r; choose from: %s' % (
-                    args.sample, ', '.join(sorted(fake_sysfs.SAMPLE_HOSTS))))
-            with tempfile.TemporaryDirectory() as root:
-                fake_sysfs.SAMPLE_HOSTS[args.sample](root)
-                topology = discover.discover_host(
-                    sysfs_paths.SysfsPaths(root, dev_root=args.dev_root))
-            source = 'built-in sample host %r (simulated)' % args.sample
-        else:
-            topology = discover.discover_host(sysfs_paths.SysfsPaths(
-                args.sysfs_root, dev_root=args.dev_root))
-            source = 'sysfs at %s' % args.sysfs_root
+        topology, source = host_source.discover_host(args)
         result = explain(topology, extra_specs, request, args, conf)
-    except (UsageError, specs.InvalidExtraSpec, cfg.Error) as exc:
+    except (UsageError, host_source.UnknownSample, specs.InvalidExtraSpec,
+            cfg.Error) as exc:
         sys.stderr.write('nova-gpu-ext explain: %s\n' % exc)
         return USAGE
     result['host'] = source

@@ -22,12 +22,12 @@ def register(subparsers):
 
 
 def run(args, out=None):
-    from nova_gpu_ext.topology import fake_sysfs
+    from nova_gpu_ext.cmd import host_source
     out = out or sys.stdout
-    builder = fake_sysfs.SAMPLE_HOSTS.get(args.sample)
-    if builder is None:
-        sys.stderr.write('unknown sample %r; choose from: %s\n' % (
-            args.sample, ', '.join(sorted(fake_sysfs.SAMPLE_HOSTS))))
+    try:
+        builder = host_source.sample_builder(args.sample)
+    except host_source.UnknownSample as exc:
+        sys.stderr.write('%s\n' % exc)
         return 2
     if os.path.exists(args.directory) and os.listdir(args.directory):
         sys.stderr.write('%s is not empty; refusing to write into it\n' %

@@ -10,10 +10,9 @@ import enum
 import json
 import sys
 
+from nova_gpu_ext.cmd import host_source
 from nova_gpu_ext import model
-from nova_gpu_ext.topology import discover
 from nova_gpu_ext.topology import matrix
-from nova_gpu_ext.topology import paths as sysfs_paths
 from nova_gpu_ext.topology import summary
 
 
@@ -25,13 +24,9 @@ def register(subparsers):
                     'mdev types and IOMMU groups as nova-gpu-ext discovers '
                     'them, the placement traits the driver will publish, '
                     'and warnings.')
-    parser.add_argument('--sysfs-root', default='/sys',
-                        help='root of the sysfs tree (default: /sys)')
-    parser.add_argument('--dev-root', default='/dev',
-                        help='root of the device tree (default: /dev)')
-    parser.add_argument('--sample', metavar='NAME',
-                        help='inspect a built-in sample host instead '
-                             '(see --list-samples)')
+    host_source.add_arguments(
+        parser, 'inspect a built-in sample host instead (see '
+                '--list-samples)')
     parser.add_argument('--list-samples', action='store_true',
                         help='list the built-in sample hosts')
     parser.add_argument('--format', choices=('table', 'json'),
@@ -49,21 +44,12 @@ def run(args, out=None):
             doc = (builder.__doc__ or '').strip().splitlines()[0]
             out.write('%-28s %s\n' % (name, doc))
         return 0
-    if args.sample:
-        import tempfile
-        if args.sample not in fake_sysfs.SAMPLE_HOSTS:
-            sys.stderr.write('unknown sample %r; choose from: %s\n' % (
-                args.sample, ', '.join(sorted(fake_sysfs.SAMPLE_HOSTS))))
-            return 2
-        with tempfile.TemporaryDirectory() as root:
-            fake_sysfs.SAMPLE_HOSTS[args.sample](root)
-            topology = discover.discover_host(
-                sysfs_paths.SysfsPaths(root, dev_root=args.dev_root))
-            source = 'built-in sample host %r (simulated)' % args.sample
-            return _print(topology, args, out, source)
-    topology = discover.discover_host(
-        sysfs_paths.SysfsPaths(args.sysfs_root, dev_root=args.dev_root))
-    return _print(topology, args, out, 'sysfs at %s' % args.sysfs_root)
+    try:
+        topology, source = host_source.discover_host(args)
+    except host_source.UnknownSample as exc:
+        sys.stderr.write('%s\n' % exc)
+        return 2
+    return _print(topology, args, out, source)
 
 
 def _print(topology, args, out, source):
