@@ -213,6 +213,14 @@ class GPURequest:
         return bool(self.vgpus or self.pci_aliases or self.custom_resources)
 
     @property
+    def min_share(self) -> Optional[float]:
+        """``gpu:min_share_percent`` as the fraction the sharing core
+        takes, or None."""
+        if not self.min_share_percent:
+            return None
+        return self.min_share_percent / 100.0
+
+    @property
     def wants_render_node(self) -> bool:
         return self.render_node == 'numa-local'
 

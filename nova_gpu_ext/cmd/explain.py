@@ -151,8 +151,7 @@ def explain(topology, extra_specs, request, args, conf):
     strategy = request.placement or conf.gpu_ext.sharing_default_placement
     strategy_source = ('flavor gpu:placement' if request.placement else
                        '[gpu_ext] sharing_default_placement')
-    min_share = (request.min_share_percent / 100.0
-                 if request.min_share_percent else None)
+    min_share = request.min_share
     needs = affinity.GuestNeeds(args.vcpus, args.memory_mb, policy)
     nodes = _node_capacities(topology, args)
     result = {
@@ -438,9 +437,7 @@ def _decide_render(result, topology, needs, nodes, tenants, conf, only_node,
     elif alone:
         binding = None
         if choice.node is not None and needs.policy != 'legacy':
-            binding = (affinity.STRICT
-                       if needs.policy in ('required', 'socket')
-                       else affinity.PREFERRED)
+            binding = affinity.binding_mode(needs.policy)
         result['decision'] = {'gpu': None, 'gpus': [], 'node': choice.node,
                               'binding': binding,
                               'numa_local': choice.node is not None,

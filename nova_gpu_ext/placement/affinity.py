@@ -81,6 +81,11 @@ class NodeChoice:
         return self.ok and not self.local
 
 
+def binding_mode(policy: str) -> str:
+    """libvirt's memory mode for a guest bound under ``policy``."""
+    return STRICT if policy in ('required', 'socket') else PREFERRED
+
+
 def effective_policy(gpu_policy: Optional[str], pci_policy: Optional[str],
                      uses_pci_alias: bool, default: str) -> str:
     """The policy for one guest: the flavor's ``gpu:numa_affinity_policy``,
@@ -136,8 +141,7 @@ def choose_node(needs: GuestNeeds, gpu: GPUSlot,
     home = by_id[gpu.numa_node]
     if _fits(needs, home):
         return NodeChoice(
-            gpu, True, home.id, STRICT if policy in ('required', 'socket')
-            else PREFERRED, True,
+            gpu, True, home.id, binding_mode(policy), True,
             'GPU %s on node %d; guest fits there' % (gpu.address, home.id),
             _tightness(needs, home))
     short = 'GPU %s on node %d: %s' % (

@@ -20,6 +20,7 @@ from oslo_log import log as logging
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext.placement import affinity
 from nova_gpu_ext.scheduler import request as sched_request
+from nova_gpu_ext.scheduler import weighers
 
 LOG = logging.getLogger(__name__)
 CONF = gpu_conf.CONF
@@ -108,11 +109,12 @@ class GPUPlacementFilter(filters.BaseHostFilter,
     def _filter_gpu_candidates(self, host_state, request, needs, nodes,
                                summary, reasons, spec_obj=None):
         from nova_gpu_ext.placement import packing
-        candidates = host_state.allocation_candidates or []
-        gpus = {}
-        for candidate in candidates:
-            for gpu in sched_request.candidate_gpus(candidate, summary):
-                gpus[gpu['addr']] = gpu
+        by_provider = sched_request.gpus_by_provider(summary)
+        # The physical GPUs of each candidate, computed once per host.
+        used_by = {id(c): [g['addr'] for g in sched_request.candidate_gpus(
+            c, by_provider)] for c in host_state.allocation_candidates or []}
+        gpus = {g['addr']: g for g in by_provider.values()
+                if any(g['addr'] in used for used in used_by.values())}
         if not gpus:
             # The compute has not published its GPU providers yet (first
             # resource update): let the compute enforce the policy.
@@ -127,8 +129,7 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         local_rank = {c.gpu.address: i for i, c in enumerate(accepted)}
         strategy = (request.placement or
                     CONF.gpu_ext.sharing_default_placement)
-        min_share = (request.min_share_percent / 100.0
-                     if request.min_share_percent else None)
+        min_share = request.min_share
         loads = []
         whole = []
         for address in local_rank:
@@ -145,11 +146,10 @@ class GPUPlacementFilter(filters.BaseHostFilter,
             score = (packing.host_pack_score if strategy == 'pack'
                      else packing.host_spread_score)(loads, min_share)
             # For GPUSharingWeigher: pack/spread across hosts.
-            host_state.gpu_ext_share = (
-                getattr(spec_obj, 'instance_uuid', None), score)
+            weighers.record_score(host_state, 'gpu_ext_share', spec_obj,
+                                  score)
             order = {a: i for i, a in enumerate(choice.ranking)}
-            for refusal in getattr(choice, 'refusals', ()) or ():
-                reasons.append(getattr(refusal, 'reason', str(refusal)))
+            reasons.extend(refusal.reason for refusal in choice.refusals)
         for address in whole:
             order[address] = len(order)
         if not order:
@@ -158,20 +158,17 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         local = {c.gpu.address: c.local for c in accepted}
 
         def sort_key(candidate):
-            used = [g['addr'] for g in sched_request.candidate_gpus(
-                candidate, summary)]
+            used = used_by[id(candidate)]
             return (not all(local.get(a, False) for a in used),
                     min((order.get(a, 1 << 20) for a in used),
                         default=1 << 20))
 
         kept = self.filter_candidates(
-            host_state, lambda c: any(
-                g['addr'] in order for g in sched_request.candidate_gpus(
-                    c, summary)))
+            host_state, lambda c: any(a in order for a in used_by[id(c)]))
         host_state.allocation_candidates = sorted(kept, key=sort_key)
         # For GPUAffinityWeigher, tagged with the request it belongs to.
-        host_state.gpu_ext_fit = (getattr(spec_obj, 'instance_uuid', None),
-                                  affinity.host_score(accepted))
+        weighers.record_score(host_state, 'gpu_ext_fit', spec_obj,
+                              affinity.host_score(accepted))
         return bool(kept)
 
     def _shared_load(self, gpu):

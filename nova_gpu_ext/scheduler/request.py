@@ -67,8 +67,13 @@ def node_capacities(host_state, summary):
     return out
 
 
-def candidate_gpus(candidate, summary):
-    """The physical GPUs (summary entries) an allocation candidate uses."""
-    by_rp = {g['rp']: g for g in summary.get('gpus', ()) if g.get('rp')}
-    return [by_rp[rp] for rp in candidate.get('allocations', {})
-            if rp in by_rp]
+def gpus_by_provider(summary):
+    """The published physical GPUs (summary entries) by provider UUID."""
+    return {g['rp']: g for g in summary.get('gpus', ()) if g.get('rp')}
+
+
+def candidate_gpus(candidate, by_provider):
+    """The physical GPUs an allocation candidate uses
+    (``by_provider`` from :func:`gpus_by_provider`)."""
+    return [by_provider[rp] for rp in candidate.get('allocations', {})
+            if rp in by_provider]

@@ -61,7 +61,39 @@ class GPUHostAvoidanceWeigher(weights.BaseHostWeigher):
             sched_request.host_summary(host_state)))
 
 
-class GPUAffinityWeigher(weights.BaseHostWeigher):
+def record_score(host_state, attribute, spec_obj, score):
+    """Leave a filter's per-request score on the host for a weigher.
+
+    HostState objects outlive requests, so the score is tagged with the
+    request's instance and a weigher only reads its own request's score.
+    """
+    setattr(host_state, attribute,
+            (getattr(spec_obj, 'instance_uuid', None), score))
+
+
+class _RecordedScoreWeigher(weights.BaseHostWeigher):
+    """Weighs by the score ``GPUPlacementFilter`` recorded for this request
+    (:func:`record_score`); hosts it did not score weigh 0."""
+
+    #: the host_state attribute the filter writes
+    score_attribute = ''
+    #: the [gpu_ext] option and aggregate key of the multiplier
+    multiplier_option = ''
+
+    def weight_multiplier(self, host_state):
+        return scheduler_utils.get_weight_multiplier(
+            host_state, self.multiplier_option,
+            getattr(CONF.gpu_ext, self.multiplier_option))
+
+    def _weigh_object(self, host_state, weight_properties):
+        recorded = getattr(host_state, self.score_attribute, None)
+        if not recorded or recorded[0] != getattr(
+                weight_properties, 'instance_uuid', None):
+            return 0.0
+        return max(recorded[1], 0.0)
+
+
+class GPUAffinityWeigher(_RecordedScoreWeigher):
     """Prefer hosts where a GPU guest fits NUMA-local and tightly.
 
     Reads the fit that ``GPUPlacementFilter`` computed for this request
@@ -70,20 +102,11 @@ class GPUAffinityWeigher(weights.BaseHostWeigher):
     Hosts the filter did not score weigh 0.
     """
 
-    def weight_multiplier(self, host_state):
-        return scheduler_utils.get_weight_multiplier(
-            host_state, 'gpu_affinity_weight_multiplier',
-            CONF.gpu_ext.gpu_affinity_weight_multiplier)
-
-    def _weigh_object(self, host_state, weight_properties):
-        fit = getattr(host_state, 'gpu_ext_fit', None)
-        if not fit or fit[0] != getattr(weight_properties, 'instance_uuid',
-                                        None):
-            return 0.0
-        return fit[1]
+    score_attribute = 'gpu_ext_fit'
+    multiplier_option = 'gpu_affinity_weight_multiplier'
 
 
-class GPUSharingWeigher(weights.BaseHostWeigher):
+class GPUSharingWeigher(_RecordedScoreWeigher):
     """Pack or spread time-sliced GPU tenants across hosts.
 
     Reads the score ``GPUPlacementFilter`` computed for this request with
@@ -91,17 +114,9 @@ class GPUSharingWeigher(weights.BaseHostWeigher):
     sharing_default_placement``): under ``pack``, hosts whose partly used
     GPU the tenant would fill best, then hosts with fewer whole GPUs free;
     under ``spread``, the host where the tenant gets the largest share.
-    Hosts the filter did not score weigh 0.
+    Hosts the filter did not score weigh 0 (and so do hosts where no GPU
+    admits the tenant, scored -1 by the core).
     """
 
-    def weight_multiplier(self, host_state):
-        return scheduler_utils.get_weight_multiplier(
-            host_state, 'gpu_sharing_weight_multiplier',
-            CONF.gpu_ext.gpu_sharing_weight_multiplier)
-
-    def _weigh_object(self, host_state, weight_properties):
-        share = getattr(host_state, 'gpu_ext_share', None)
-        if not share or share[0] != getattr(weight_properties,
-                                            'instance_uuid', None):
-            return 0.0
-        return max(share[1], 0.0)
+    score_attribute = 'gpu_ext_share'
+    multiplier_option = 'gpu_sharing_weight_multiplier'

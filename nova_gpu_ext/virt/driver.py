@@ -263,11 +263,9 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
                         pf.vendor_id, pf.device_id),
                         in_use.get(str(pf.address), 0)))
         lines = []
-        min_share = (request.min_share_percent / 100.0
-                     if request.min_share_percent else None)
         for parent, type_name, tenants in shared:
             profile = sharing_conf.profile_for(CONF, type_name)
-            admission = sharing.admit(profile, tenants, min_share)
+            admission = sharing.admit(profile, tenants, request.min_share)
             if not admission.ok:
                 raise gpu_affinity.Refused(
                     reason='GPU %s: %s' % (parent, admission.reason))
@@ -340,10 +338,9 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
             if shared:
                 cpus &= set(shared)
             migrate_data.dst_cpu_shared_set_info = cpus
-        mode = ('strict' if policy in ('required', 'socket')
-                else 'preferred')
         decision = gpu_affinity.encode_migration(
-            choice.render.path, node, cpus, mode)
+            choice.render.path, node, cpus,
+            gpu_affinity.affinity.binding_mode(policy))
         target = dict(migrate_data.target_mdevs) if (
             'target_mdevs' in migrate_data) else {}
         target.update(decision)

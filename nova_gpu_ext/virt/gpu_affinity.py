@@ -259,9 +259,8 @@ def apply(driver, guest, instance, request, topology, policy,
             _add_render_node(guest, choice.render, request.display),
             choice.reason))
         if bound_node is None and not cells and choice.node is not None:
-            mode = (affinity.STRICT if policy in ('required', 'socket')
-                    else affinity.PREFERRED)
-            line = _bind(guest, topology, choice.node, mode, instance)
+            line = _bind(guest, topology, choice.node,
+                         affinity.binding_mode(policy), instance)
             if line:
                 changes.append('numa: %s (render node %s)' % (
                     line, choice.render.name))
