@@ -127,7 +127,7 @@ class DemoScenario(harness.GPUExtTestBase):
         body = self._build_server(
             name='demo-' + name, flavor_id=flavor_id, networks='none')
         server = self.api.post_server({'server': body})
-        server = self._wait_until_settled(server)
+        server = self.wait_until_settled(server)
         elapsed = time.monotonic() - start
         host = server.get('OS-EXT-SRV-ATTR:host') or '-'
         xml = self.defined_xml.get(server['id'], '')
@@ -141,8 +141,10 @@ class DemoScenario(harness.GPUExtTestBase):
                     for line in self.stdlog.logger.output[log_mark:]
                     .splitlines() if 'GPUPlacementFilter: host' in line]
         devices = guest_devices(xml) if xml else '-'
-        if host in self.computes and xml:
-            devices = self._mdev_parents(devices, host)
+        if xml:
+            for mdev, parent in self.mdev_parents(server).items():
+                devices = devices.replace('mdev %s' % mdev[:8], 'mdev %s on %s'
+                                          % (mdev[:8], parent))
         return {
             'refusals': refusals,
             'flavor': name,
@@ -155,31 +157,6 @@ class DemoScenario(harness.GPUExtTestBase):
             'fault': (server.get('fault') or {}).get('message', ''),
             'seconds': elapsed,
         }
-
-    def _mdev_parents(self, devices, host):
-        """'mdev 1234abcd' -> 'mdev 1234abcd on 0000:81:00.0'."""
-        from nova.virt.libvirt import utils as libvirt_utils
-        driver = self.computes[host].driver
-        out = []
-        for part in devices.split(', '):
-            if part.startswith('mdev '):
-                for uuid in driver._get_all_assigned_mediated_devices():
-                    if uuid.startswith(part[5:]):
-                        parent = driver._get_mediated_device_information(
-                            libvirt_utils.mdev_uuid2name(uuid))['parent']
-                        part += ' on %s:%s:%s.%s' % tuple(
-                            parent[len('pci_'):].split('_'))
-            out.append(part)
-        return ', '.join(out)
-
-    def _wait_until_settled(self, server, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            server = self.api.get_server(server['id'])
-            if server['status'] in ('ACTIVE', 'ERROR') or \
-                    time.monotonic() > deadline:
-                return server
-            time.sleep(0.05)
 
 
 def print_table(rows, out):

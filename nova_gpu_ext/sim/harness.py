@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sysconfig
 import tempfile
+import time
 
 import fixtures
 from nova import conf as nova_conf
@@ -161,6 +162,32 @@ class GPUExtTestBase(test_vgpu.VGPUTestBase):
         for key in [k for k in self.__dict__ if k[0] != '_']:
             if key not in ('id', self._testMethodName):
                 del self.__dict__[key]
+
+    def wait_until_settled(self, server, timeout=30.0):
+        """The server once it is ACTIVE or ERROR (or ``timeout`` passed);
+        a refused build is a result here, not a failure."""
+        deadline = time.monotonic() + timeout
+        while True:
+            server = self.api.get_server(server['id'])
+            if server['status'] in ('ACTIVE', 'ERROR') or \
+                    time.monotonic() > deadline:
+                return server
+            time.sleep(0.05)
+
+    def mdev_parents(self, server):
+        """{mdev UUID: PCI address of its physical GPU} for a server."""
+        from nova import context
+        from nova import objects
+        from nova.virt.libvirt import utils as libvirt_utils
+        from nova_gpu_ext.virt import gpu_affinity
+        driver = self.computes[server['OS-EXT-SRV-ATTR:host']].driver
+        instance = objects.Instance.get_by_uuid(
+            context.get_admin_context(), server['id'])
+        return {
+            mdev: gpu_affinity.libvirt_name_to_address(
+                driver._get_mediated_device_information(
+                    libvirt_utils.mdev_uuid2name(mdev))['parent'])
+            for mdev in driver._get_all_assigned_mediated_devices(instance)}
 
     def domain_xml(self, server):
         """The XML the driver defined for a server (latest definition)."""

@@ -11,7 +11,6 @@ from lxml import etree
 from oslo_utils import uuidutils
 import nova.conf
 from nova.tests.functional.libvirt import base as base_libvirt
-from nova.virt.libvirt import utils as libvirt_utils
 
 from nova_gpu_ext.sim import samplehost
 from tests.functional import base
@@ -49,22 +48,11 @@ class AffinityTestBase(base.GPUExtTestBase):
         self._run_periodics()
 
     def mdev_parent_node(self, server):
-        driver = self.compute.driver
-        (mdev,) = driver._get_all_assigned_mediated_devices(
-            self._instance(server))
-        parent = driver._get_mediated_device_information(
-            libvirt_utils.mdev_uuid2name(mdev))['parent']
+        (parent,) = self.mdev_parents(server).values()
         for gpu in samplehost.GPUS:
-            if parent == 'pci_' + gpu.address.replace(':', '_').replace(
-                    '.', '_'):
+            if parent == gpu.address:
                 return gpu.numa_node, gpu.address
         raise AssertionError('unknown parent %s' % parent)
-
-    def _instance(self, server):
-        from nova import context
-        from nova import objects
-        return objects.Instance.get_by_uuid(
-            context.get_admin_context(), server['id'])
 
 
 class VGPUAffinityTest(AffinityTestBase):
@@ -186,23 +174,13 @@ class RenderNodeTest(AffinityTestBase):
             body = self._build_server(
                 name='virgl-%d' % i, flavor_id=flavor, networks='none')
             servers.append(self.api.post_server({'server': body}))
-        final = [self._wait_until_settled(s) for s in servers]
+        final = [self.wait_until_settled(s) for s in servers]
         active = [s for s in final if s['status'] == 'ACTIVE']
         self.assertEqual(2, len(active), [s['status'] for s in final])
         used = [rendernode(self.domain_xml(s)) for s in active]
         self.assertEqual(sorted(set(used)), sorted(used))
         counts = self.compute.driver.render_nodes.counts()
         self.assertTrue(all(v <= 1 for v in counts.values()), counts)
-
-    def _wait_until_settled(self, server, timeout=30.0):
-        import time
-        deadline = time.monotonic() + timeout
-        while True:
-            server = self.api.get_server(server['id'])
-            if server['status'] in ('ACTIVE', 'ERROR') or \
-                    time.monotonic() > deadline:
-                return server
-            time.sleep(0.1)
 
     def test_render_node_is_released_on_delete(self):
         self.flags(render_node_max_guests=1, group='gpu_ext')

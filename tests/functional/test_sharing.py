@@ -10,7 +10,6 @@ bound) and the compute; assertions read which GPU each mdev was created on.
 import time
 
 import nova.conf
-from nova.virt.libvirt import utils as libvirt_utils
 from oslo_utils import uuidutils
 
 from nova_gpu_ext.conf import sharing as sharing_conf
@@ -39,15 +38,8 @@ class SharingTest(base.GPUExtTestBase):
                                    ephemeral=0, extra_spec=extra)
 
     def gpu_of(self, server):
-        from nova import context
-        from nova import objects
-        driver = self.compute.driver
-        instance = objects.Instance.get_by_uuid(
-            context.get_admin_context(), server['id'])
-        (mdev,) = driver._get_all_assigned_mediated_devices(instance)
-        parent = driver._get_mediated_device_information(
-            libvirt_utils.mdev_uuid2name(mdev))['parent']
-        return parent[len('pci_'):].replace('_', ':', 2).replace('_', '.')
+        (parent,) = self.mdev_parents(server).values()
+        return parent
 
     def _boot(self, flavor, state='ACTIVE'):
         return self._create_server(flavor_id=flavor, networks='none',
@@ -139,12 +131,10 @@ class SharingTest(base.GPUExtTestBase):
                 name='c%d' % i, flavor_id=flavor, networks='none')
             servers.append(self.api.post_server({'server': body}))
         deadline = time.monotonic() + 60
-        for server in servers:
-            while self.api.get_server(server['id'])['status'] not in (
-                    'ACTIVE', 'ERROR') and time.monotonic() < deadline:
-                time.sleep(0.1)
-        self.assertEqual(['ACTIVE'] * 4, [self.api.get_server(
-            s['id'])['status'] for s in servers])
+        self.assertEqual(['ACTIVE'] * 4, [
+            self.wait_until_settled(
+                s, timeout=max(0.0, deadline - time.monotonic()))['status']
+            for s in servers])
         assigned = self.compute.driver._get_all_assigned_mediated_devices()
         self.assertEqual(4, len(assigned))
         self.assertEqual(4, len(set(assigned.values())))
