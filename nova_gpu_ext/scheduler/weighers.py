@@ -71,9 +71,10 @@ def record_score(host_state, attribute, spec_obj, score):
             (getattr(spec_obj, 'instance_uuid', None), score))
 
 
-class _RecordedScoreWeigher(weights.BaseHostWeigher):
+class _RecordedScoreMixin:
     """Weighs by the score ``GPUPlacementFilter`` recorded for this request
-    (:func:`record_score`); hosts it did not score weigh 0."""
+    (:func:`record_score`); hosts it did not score weigh 0. A mixin, not a
+    weigher itself: only the classes below are meant for weight_classes."""
 
     #: the host_state attribute the filter writes
     score_attribute = ''
@@ -93,7 +94,7 @@ class _RecordedScoreWeigher(weights.BaseHostWeigher):
         return max(recorded[1], 0.0)
 
 
-class GPUAffinityWeigher(_RecordedScoreWeigher):
+class GPUAffinityWeigher(_RecordedScoreMixin, weights.BaseHostWeigher):
     """Prefer hosts where a GPU guest fits NUMA-local and tightly.
 
     Reads the fit that ``GPUPlacementFilter`` computed for this request
@@ -106,7 +107,7 @@ class GPUAffinityWeigher(_RecordedScoreWeigher):
     multiplier_option = 'gpu_affinity_weight_multiplier'
 
 
-class GPUSharingWeigher(_RecordedScoreWeigher):
+class GPUSharingWeigher(_RecordedScoreMixin, weights.BaseHostWeigher):
     """Pack or spread time-sliced GPU tenants across hosts.
 
     Reads the score ``GPUPlacementFilter`` computed for this request with
