@@ -70,3 +70,44 @@ def summary_from_stats(stats):
         LOG.warning('Ignoring an unreadable %s entry in compute node stats',
                     STATS_KEY)
         return None
+
+
+def gpu_facts(entry, tenants, profile_for, resident_min_share=None):
+    """The decision's view (:class:`decide.GPUFacts`) of one published GPU.
+
+    ``entry`` is a summary entry (:func:`host_summary`, plus ``used`` and
+    ``type`` from the driver); ``tenants`` the instances in use, counted by
+    the caller (placement's usage at the scheduler, libvirt's domains and
+    the claims in flight at the compute, ``--tenants`` in explain);
+    ``profile_for(type_name)`` the sharing profile of a type. One place
+    says what a GPU's type and capacity are, for all three callers:
+
+    * an mdev parent (the PF of a time-sliced vGPU, or a PF whose VFs carry
+      the mdev types, SR-IOV vGPU): the type Nova allocates on it
+      (``type``, else the first it offers); created = its mdevs of that
+      type, used or free; available = the type's ``available_instances``;
+    * an SR-IOV PF whose VFs are the tenants' PCI devices: typed by the
+      PF's ``vendor:device``; created = its enabled VFs;
+    * anything else is a whole GPU.
+    """
+    from nova_gpu_ext.placement import decide
+    common = dict(address=entry['addr'], numa_node=entry.get('node'),
+                  socket=entry.get('socket'))
+    mdev_types = entry.get('mdev_types') or {}
+    if mdev_types:
+        type_name = entry.get('type')
+        if type_name not in mdev_types:
+            type_name = next(iter(sorted(mdev_types)))
+        by_type = entry.get('mdevs_by_type')
+        created = (by_type.get(type_name, 0) if isinstance(by_type, dict)
+                   else entry.get('mdevs', 0) or 0)
+        available = mdev_types.get(type_name) or 0
+    elif entry.get('kind') == 'pf' and entry.get('vfs'):
+        type_name = '%s:%s' % (entry.get('vendor'), entry.get('device'))
+        created, available = entry['vfs'], 0
+    else:
+        return decide.GPUFacts(tenants=tenants, **common)
+    return decide.GPUFacts(
+        shared=True, created=created, available=available, tenants=tenants,
+        profile=profile_for(type_name), type_name=type_name,
+        resident_min_share=resident_min_share, **common)

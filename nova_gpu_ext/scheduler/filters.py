@@ -18,6 +18,7 @@ from nova.scheduler import filters
 from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
+from nova_gpu_ext import host_facts
 from nova_gpu_ext.placement import affinity
 from nova_gpu_ext.scheduler import request as sched_request
 from nova_gpu_ext.scheduler import weighers
@@ -84,116 +85,88 @@ class GPUPlacementFilter(filters.BaseHostFilter,
             request.numa_affinity_policy,
             (flavor.extra_specs or {}).get('hw:pci_numa_affinity_policy'),
             bool(request.pci_aliases), CONF.gpu_ext.numa_affinity_policy)
+        has_numa = getattr(spec_obj, 'numa_topology', None) is not None
+        if has_numa:
+            # Nova's NUMA fitting places the cells of a guest with a NUMA
+            # topology; sharing admission and pack/spread still apply.
+            policy = 'legacy'
         needs = affinity.GuestNeeds(flavor.vcpus, flavor.memory_mb, policy)
         nodes = sched_request.node_capacities(host_state, summary)
-        has_numa = getattr(spec_obj, 'numa_topology', None) is not None
-        reasons = []
-        if request.wants_devices and not has_numa:
-            if not self._filter_gpu_candidates(
-                    host_state, request, needs, nodes, summary, reasons,
-                    spec_obj):
-                self._log_refusal(host_state, reasons)
-                return False
-        if request.wants_render_node:
-            limit = CONF.gpu_ext.render_node_max_guests
-            slots = [affinity.RenderSlot(
+        return self._decide(host_state, spec_obj, request, needs, nodes,
+                            summary)
+
+    def _decide(self, host_state, spec_obj, request, needs, nodes, summary):
+        """Gather the host's facts, ask :func:`decide.decide`, apply it."""
+        from nova_gpu_ext.conf import sharing as sharing_conf
+        from nova_gpu_ext.placement import decide
+        by_provider = sched_request.gpus_by_provider(summary)
+        used_by = {}
+        gpus = {}
+        if request.wants_devices:
+            # The physical GPUs of each candidate, computed once per host.
+            used_by = {id(c): [g['addr'] for g in
+                               sched_request.candidate_gpus(c, by_provider)]
+                       for c in host_state.allocation_candidates or []}
+            gpus = {g['addr']: g for g in by_provider.values()
+                    if any(g['addr'] in u for u in used_by.values())}
+            if not gpus:
+                # The compute has not published its GPU providers yet
+                # (first resource update): the compute enforces the policy.
+                LOG.debug('GPUPlacementFilter: host %s has no GPU provider '
+                          'map yet; the compute will enforce the policy',
+                          host_state.host)
+        limit = CONF.gpu_ext.render_node_max_guests
+        facts = decide.HostFacts(
+            nodes=tuple(nodes),
+            gpus=tuple(host_facts.gpu_facts(
+                g, self._tenants(g), lambda t: sharing_conf.profile_for(
+                    CONF, t), g.get('min_share')) for g in gpus.values()),
+            render_nodes=tuple(affinity.RenderSlot(
                 r['name'], r.get('path', ''), r.get('node'),
                 r.get('guests', 0), limit)
-                for r in summary.get('render_nodes', ())]
-            choice = affinity.choose_render_node(slots, needs, nodes)
-            if not choice.ok:
-                self._log_refusal(host_state, [choice.reason])
+                for r in summary.get('render_nodes', ())))
+        decision = decide.decide(decide.DecisionRequest(
+            needs=needs, strategy=(request.placement or
+                                   CONF.gpu_ext.sharing_default_placement),
+            min_share=request.min_share,
+            wants_devices=request.wants_devices and bool(gpus),
+            wants_render=request.wants_render_node), facts)
+        if not decision.ok:
+            self._log_refusal(host_state, decision.reasons)
+            return False
+        if gpus:
+            if decision.share_score is not None:
+                # For GPUSharingWeigher: pack/spread across hosts.
+                weighers.record_score(host_state, 'gpu_ext_share', spec_obj,
+                                      decision.share_score)
+            order = {a: i for i, a in enumerate(decision.ranking)}
+            local = {v.address: v.local for v in decision.gpus}
+
+            def sort_key(candidate):
+                used = used_by[id(candidate)]
+                return (not all(local.get(a, False) for a in used),
+                        min((order.get(a, 1 << 20) for a in used),
+                            default=1 << 20))
+
+            kept = self.filter_candidates(
+                host_state, lambda c: any(a in order for a in used_by[id(c)]))
+            host_state.allocation_candidates = sorted(kept, key=sort_key)
+            # For GPUAffinityWeigher, tagged with the request it belongs to.
+            weighers.record_score(host_state, 'gpu_ext_fit', spec_obj,
+                                  decision.fit_score)
+            if not kept:
+                self._log_refusal(host_state, decision.reasons)
                 return False
         return True
 
-    def _filter_gpu_candidates(self, host_state, request, needs, nodes,
-                               summary, reasons, spec_obj=None):
-        from nova_gpu_ext.placement import packing
-        by_provider = sched_request.gpus_by_provider(summary)
-        # The physical GPUs of each candidate, computed once per host.
-        used_by = {id(c): [g['addr'] for g in sched_request.candidate_gpus(
-            c, by_provider)] for c in host_state.allocation_candidates or []}
-        gpus = {g['addr']: g for g in by_provider.values()
-                if any(g['addr'] in used for used in used_by.values())}
-        if not gpus:
-            # The compute has not published its GPU providers yet (first
-            # resource update): let the compute enforce the policy.
-            LOG.debug('GPUPlacementFilter: host %s has no GPU provider map '
-                      'yet; the compute will enforce the policy',
-                      host_state.host)
-            return True
-        slots = [affinity.GPUSlot(g['addr'], g.get('node'), g.get('socket'))
-                 for g in gpus.values()]
-        accepted, refused = affinity.rank(needs, slots, nodes)
-        reasons.extend(c.reason for c in refused)
-        local_rank = {c.gpu.address: i for i, c in enumerate(accepted)}
-        strategy = (request.placement or
-                    CONF.gpu_ext.sharing_default_placement)
-        min_share = request.min_share
-        loads = []
-        whole = []
-        for address in local_rank:
-            gpu = gpus[address]
-            load = self._shared_load(gpu)
-            if load is None:
-                whole.append(address)       # a whole GPU: nothing shared
-            else:
-                loads.append(load)
-        order = {}
-        if loads:
-            choice = packing.choose_physical_gpu(loads, strategy,
-                                                 min_share=min_share)
-            score = (packing.host_pack_score if strategy == 'pack'
-                     else packing.host_spread_score)(loads, min_share)
-            # For GPUSharingWeigher: pack/spread across hosts.
-            weighers.record_score(host_state, 'gpu_ext_share', spec_obj,
-                                  score)
-            order = {a: i for i, a in enumerate(choice.ranking)}
-            reasons.extend(refusal.reason for refusal in choice.refusals)
-        for address in whole:
-            order[address] = len(order)
-        if not order:
-            return False
-
-        local = {c.gpu.address: c.local for c in accepted}
-
-        def sort_key(candidate):
-            used = used_by[id(candidate)]
-            return (not all(local.get(a, False) for a in used),
-                    min((order.get(a, 1 << 20) for a in used),
-                        default=1 << 20))
-
-        kept = self.filter_candidates(
-            host_state, lambda c: any(a in order for a in used_by[id(c)]))
-        host_state.allocation_candidates = sorted(kept, key=sort_key)
-        # For GPUAffinityWeigher, tagged with the request it belongs to.
-        weighers.record_score(host_state, 'gpu_ext_fit', spec_obj,
-                              affinity.host_score(accepted))
-        return bool(kept)
-
-    def _shared_load(self, gpu):
-        """The sharing state of a time-sliced GPU (mdev parent or SR-IOV PF).
-
-        Capacity from what the compute published; tenants now from
-        placement, which every claim updates at once (the published count
-        lags until the next resource update). None for a whole GPU.
-        """
-        from nova_gpu_ext.conf import sharing as sharing_conf
-        from nova_gpu_ext.placement import packing
-        if gpu.get('mdev_types'):
-            capacity = gpu.get('used', 0) + sum(
-                v or 0 for v in gpu['mdev_types'].values())
-            type_name = next(iter(gpu['mdev_types']))
-        elif gpu.get('kind') == 'pf':
-            capacity = gpu.get('vfs', 0)
-            type_name = '%s:%s' % (gpu.get('vendor'), gpu.get('device'))
-        else:
-            return None
-        used = self._usage(gpu['rp'], gpu.get('used', 0))
-        return packing.PhysicalGPULoad(
-            address=gpu['addr'], numa_node=gpu.get('node'), tenants=used,
-            capacity=max(capacity, used),
-            profile=sharing_conf.profile_for(CONF, type_name))
+    def _tenants(self, gpu):
+        """Units in use on one published physical GPU, from placement."""
+        usages = [self._usage(rp, None)
+                  for rp in [gpu.get('rp')] + list(gpu.get('vf_rps', ()))
+                  if rp]
+        if any(u is None for u in usages):
+            return gpu.get('used', 0)
+        return sum(usages)
 
     @staticmethod
     def _usage(rp_uuid, default):

@@ -68,8 +68,18 @@ def node_capacities(host_state, summary):
 
 
 def gpus_by_provider(summary):
-    """The published physical GPUs (summary entries) by provider UUID."""
-    return {g['rp']: g for g in summary.get('gpus', ()) if g.get('rp')}
+    """The published physical GPUs (summary entries) by provider UUID.
+
+    A PF whose VFs are mdev parents (SR-IOV vGPU) is found by the
+    providers of its VFs (``vf_rps``) as well: the bound is per physical
+    GPU.
+    """
+    out = {}
+    for g in summary.get('gpus', ()):
+        for rp in [g.get('rp')] + list(g.get('vf_rps', ())):
+            if rp:
+                out[rp] = g
+    return out
 
 
 def candidate_gpus(candidate, by_provider):

@@ -136,7 +136,8 @@ def start_hosts(test, cpu_host=True):
     """
     hosts = {}
     test.sysfs_root = test.build_sysfs(None)
-    write_sysfs(test.sysfs_root)
+    # Kept so a test can change the host as the kernel would (mdevs).
+    test.sysfs = write_sysfs(test.sysfs_root)
     test.flags(sysfs_root=test.sysfs_root, group='gpu_ext')
     hosts['gpu'] = test.start_compute(
         'gpu-host-1', host_info=host_info(), pci_info=pci_info(),

@@ -42,6 +42,13 @@ def gpu_summary(gpu: model.GPU) -> dict:
         entry['mdev_types'] = {
             t.name: t.available_instances for t in gpu.mdev_types}
         entry['mdevs'] = len(gpu.mdevs)
+        by_type: dict[str, int] = {}
+        for mdev in gpu.mdevs:
+            if mdev.type_name:
+                by_type[mdev.type_name] = by_type.get(mdev.type_name, 0) + 1
+        # Created mdevs, used or free, per type: the kernel's
+        # available_instances leaves them out (decide.capacity).
+        entry['mdevs_by_type'] = by_type
     if gpu.kind is model.GPUKind.PF:
         entry['vfs'] = gpu.sriov_numvfs or 0
     if gpu.physfn is not None:

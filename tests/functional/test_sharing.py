@@ -7,6 +7,7 @@ the flavor's pack/spread and drops GPUs that would break the time-slice
 bound) and the compute; assertions read which GPU each mdev was created on.
 """
 
+import os
 import time
 
 import nova.conf
@@ -120,6 +121,34 @@ class SharingTest(base.GPUExtTestBase):
         self.assertEqual(GPU0, self.gpu_of(self._boot(flavor)))
         self.assertEqual(GPU1, self.gpu_of(self._boot(flavor)))
 
+    def test_created_mdevs_freed_by_deleted_guests_are_free(self):
+        # GPU 0 offers 4 instances of the type; GPU 1 is full.
+        type_dir = os.path.join(
+            self.sysfs.device_dir(GPU0), 'mdev_supported_types', 'nvidia-11')
+        with open(os.path.join(type_dir, 'available_instances'), 'w') as f:
+            f.write('4\n')
+        self._fill(GPU1)
+        self._run_periodics()
+        flavor = self._flavor(**{'gpu:placement': 'pack'})
+        servers = [self._boot(flavor) for _ in range(4)]
+        self.assertEqual([GPU0] * 4, [self.gpu_of(s) for s in servers])
+        # What the kernel shows now: 4 mdevs created, none available; Nova
+        # keeps them when their guests go and reuses them.
+        for _ in range(4):
+            self.sysfs.add_mdev(GPU0, 'nvidia-11')
+        with open(os.path.join(type_dir, 'available_instances'), 'w') as f:
+            f.write('0\n')
+        for server in servers[:2]:
+            self._delete_server(server)
+        self._run_periodics()
+        self.assertEqual([GPU0] * 2, [self.gpu_of(self._boot(flavor))
+                                      for _ in range(2)])
+        # The fifth tenant finds no free mdev and no instance to create.
+        server = self._boot(flavor, state='ERROR')
+        self.assertIn('all 4 instance(s) of the type are in use',
+                      self.stdlog.logger.output)
+        self.assertNotIn(server['id'], self.defined_xml)
+
     def test_concurrent_builds_never_share_an_mdev(self):
         flavor = self._flavor(**{'gpu:placement': 'pack'})
         # Posted back to back without waiting: the builds run at the same
@@ -178,4 +207,5 @@ class SharingAcrossHostsTest(SharingTest):
     test_tenant_beyond_the_timeout_bound_is_refused_at_the_scheduler = None
     test_min_share_refused_where_it_cannot_hold = None
     test_concurrent_builds_never_share_an_mdev = None
+    test_created_mdevs_freed_by_deleted_guests_are_free = None
     test_restart_recovers_tenants_from_libvirt_and_placement = None
