@@ -24,13 +24,13 @@ import copy
 import json
 
 from nova.virt.libvirt import driver as libvirt_driver
-from nova.virt.libvirt import utils as libvirt_utils
 from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext import host_facts
 from nova_gpu_ext import specs
 from nova_gpu_ext.virt import gpu_affinity
+from nova_gpu_ext.virt import sharing_claim
 from nova_gpu_ext.virt import tweaks
 
 LOG = logging.getLogger(__name__)
@@ -60,6 +60,8 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         # from the last update_provider_tree (published in the stats so
         # the scheduler can map allocation candidates to GPUs).
         self._gpu_provider_uuids = {}
+        # Shared GPUs claimed by builds in flight and guests (admission).
+        self.sharing_claims = sharing_claim.SharingClaims()
 
     # -- host facts ---------------------------------------------------------
 
@@ -132,6 +134,9 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
                 entry['used'] = in_use.get(entry['addr'], 0)
             elif entry.get('kind') == 'pf':
                 entry['used'] = vfs_in_use.get(entry['addr'], 0)
+            min_share = self.sharing_claims.resident_min_share(entry['addr'])
+            if min_share is not None:
+                entry['min_share'] = min_share
         counts = self.render_nodes.counts()
         for render in summary['render_nodes']:
             render['guests'] = counts.get(render['name'], 0)
@@ -226,52 +231,13 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         return guest
 
     def _check_sharing(self, guest, instance, request):
-        """Refuse a vGPU or VF that would break its GPU's time-slice bound.
-
-        The scheduler admitted the tenant from placement's usage; builds
-        racing onto one GPU are caught here, where the mdevs or VFs of the
-        GPU's other guests are counted from libvirt (this guest is not
-        defined yet), so the build reschedules instead of tripping the
-        guests' GPU timeout.
-        """
-        from nova.virt.libvirt import config as vconfig
+        """Claim the guest's shared GPUs (time-slice bound, min shares) or
+        refuse the build so it reschedules (:mod:`sharing_claim`)."""
         from nova_gpu_ext.conf import sharing as sharing_conf
-        from nova_gpu_ext.placement import sharing
-        topology = self.gpu_topology
-        shared = []         # (physical GPU address, sharing type, users)
-        mdevs = [d.uuid for d in guest.devices
-                 if isinstance(d, vconfig.LibvirtConfigGuestHostdevMDEV)]
-        if mdevs:
-            in_use = self._mdevs_in_use_by_parent()
-            for mdev in mdevs:
-                info = self._get_mediated_device_information(
-                    libvirt_utils.mdev_uuid2name(mdev))
-                parent = gpu_affinity.libvirt_name_to_address(
-                    info['parent'])
-                shared.append((parent, info['type'], in_use.get(parent, 0)))
-        vf_pfs = []
-        for dev in guest.devices:
-            if isinstance(dev, vconfig.LibvirtConfigGuestHostdevPCI):
-                gpu = topology.gpu(gpu_affinity.pci_address(dev))
-                if gpu is not None and gpu.physfn is not None:
-                    vf_pfs.append(topology.gpu(gpu.physfn))
-        if vf_pfs:
-            in_use = self._vfs_in_use_by_pf(topology, instance.uuid)
-            for pf in vf_pfs:
-                if pf is not None:
-                    shared.append((str(pf.address), '%04x:%04x' % (
-                        pf.vendor_id, pf.device_id),
-                        in_use.get(str(pf.address), 0)))
-        lines = []
-        for parent, type_name, tenants in shared:
-            profile = sharing_conf.profile_for(CONF, type_name)
-            admission = sharing.admit(profile, tenants, request.min_share)
-            if not admission.ok:
-                raise gpu_affinity.Refused(
-                    reason='GPU %s: %s' % (parent, admission.reason))
-            lines.append('sharing: GPU %s: %s' % (
-                parent, sharing.describe(profile, tenants + 1)))
-        return lines
+        return self.sharing_claims.admit(
+            self, guest, instance, request,
+            lambda type_name: sharing_conf.profile_for(CONF, type_name),
+            request.placement or CONF.gpu_ext.sharing_default_placement)
 
     def _vfs_in_use_by_pf(self, topology, exclude_uuid=None):
         """VFs that defined guests use, per PF address (from libvirt)."""
@@ -379,12 +345,14 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         finally:
             if migration.source_compute != migration.dest_compute:
                 self.render_nodes.release(instance.uuid)
+                self.sharing_claims.release(instance.uuid)
 
     def cleanup(self, context, instance, *args, **kwargs):
         try:
             return super().cleanup(context, instance, *args, **kwargs)
         finally:
             self.render_nodes.release(instance.uuid)
+            self.sharing_claims.release(instance.uuid)
 
     def apply_tweaks(self, guest, ctx):
         """Apply the selected tweaks; return the lines saying what changed."""

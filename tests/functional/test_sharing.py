@@ -209,3 +209,73 @@ class SharingAcrossHostsTest(SharingTest):
     test_concurrent_builds_never_share_an_mdev = None
     test_created_mdevs_freed_by_deleted_guests_are_free = None
     test_restart_recovers_tenants_from_libvirt_and_placement = None
+
+
+class ConcurrentAdmissionTest(SharingTest):
+    """The compute's admission is an atomic claim per physical GPU.
+
+    Two builds race onto GPU 0 of gpu-host-1, which has room for one more
+    tenant: the scheduler's usage read is made stale (as with two
+    schedulers), so both are sent there. A barrier in the driver's
+    admission path proves both builds are inside admission at once; the
+    second must be refused by the compute and rescheduled to gpu-host-2.
+    """
+
+    def test_two_builds_inside_admission_the_second_reschedules(self):
+        import threading
+        import fixtures
+        self._long_slices()                 # three tenants per GPU
+        flavor = self._flavor(**{'gpu:placement': 'pack'})
+        for _ in range(2):
+            self.assertEqual(GPU0, self.gpu_of(self._boot(flavor)))
+        self._fill(GPU1)
+        host2 = self.start_compute(
+            'gpu-host-2', host_info=samplehost.host_info(),
+            pci_info=samplehost.pci_info())
+        self.flags(ram_weight_multiplier=0, cpu_weight_multiplier=0,
+                   disk_weight_multiplier=0, io_ops_weight_multiplier=0,
+                   group='filter_scheduler')
+        self.flags(gpu_sharing_weight_multiplier=10.0, group='gpu_ext')
+        self._run_periodics()
+        self._run_periodics()
+        # Stale usage at the scheduler: what the compute last published.
+        self.useFixture(fixtures.MockPatch(
+            'nova_gpu_ext.scheduler.filters.GPUPlacementFilter._usage',
+            side_effect=lambda rp, default: default))
+        claims = self.compute.driver.sharing_claims
+        barrier = threading.Barrier(2, timeout=30)
+        entered = []
+        guest_devices, count = claims._guest_devices, claims._count
+
+        def at_admission(*args):
+            entered.append(1)
+            if len(entered) <= 2:
+                barrier.wait()          # both builds are in admission now
+            return guest_devices(*args)
+
+        def slow_count(*args):
+            result = count(*args)
+            time.sleep(0.3)             # widen the window between count
+            return result               # and claim
+
+        claims._guest_devices = at_admission
+        claims._count = slow_count
+        servers = [self.api.post_server({'server': self._build_server(
+            name='race%d' % i, flavor_id=flavor, networks='none')})
+            for i in range(2)]
+        servers = [self.wait_until_settled(s, timeout=60) for s in servers]
+        self.assertFalse(barrier.broken, 'the builds never overlapped')
+        self.assertEqual(['ACTIVE', 'ACTIVE'],
+                         [s['status'] for s in servers])
+        self.assertEqual(
+            ['gpu-host-1', host2],
+            sorted(s['OS-EXT-SRV-ATTR:host'] for s in servers))
+        self.assertEqual({GPU0: 3},
+                         self.compute.driver._mdevs_in_use_by_parent())
+        self.assertIn('4 tenants with 500 ms slices wait 2.0 s between '
+                      'turns, over the 1.5 s limit',
+                      self.stdlog.logger.output)
+
+
+for _name in [n for n in dir(SharingTest) if n.startswith('test_')]:
+    setattr(ConcurrentAdmissionTest, _name, None)

@@ -1,0 +1,213 @@
+"""The compute's sharing admission: an atomic claim per physical GPU.
+
+Layer rule: adapter (compute side). It only gathers facts (the guest's
+mdevs and VFs, the other guests' devices from libvirt, the builds in flight
+on this compute) and asks the one decision, :func:`decide.decide`, the
+scheduler filter and ``nova-gpu-ext explain`` ask too.
+
+Why a claim: the scheduler admits a tenant from placement's usage, but two
+schedulers (or a stale usage read) can send two builds to one full GPU, and
+a domain is defined only at the end of the build, so counting defined
+domains misses builds in flight. Here, under one lock per compute, a build
+counts the devices of every defined domain *and* of every build that passed
+admission and is not defined yet, decides, and records its own claim before
+the lock is released. The claim is released when the build fails or the
+guest goes (``cleanup``, a confirmed migration away). A rescue, rebuild or
+hard reboot of the same guest never counts itself: the guest's own UUID is
+left out of the count.
+
+A refusal raises :class:`gpu_affinity.Refused`
+(``ComputeResourcesUnavailable``)
+so the build is rescheduled to another host.
+"""
+
+import threading
+
+from lxml import etree
+from oslo_log import log as logging
+
+from nova_gpu_ext import host_facts
+from nova_gpu_ext.topology import summary as topo_summary
+
+LOG = logging.getLogger(__name__)
+
+
+class SharingClaims:
+    """Claims of shared physical GPUs on one compute.
+
+    ``_claims``: instance UUID -> {physical GPU address: devices}, with the
+    guest's ``gpu:min_share_percent`` as a fraction in ``_min_shares``.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._claims = {}
+        self._min_shares = {}
+
+    # -- what the decision is told -------------------------------------------
+
+    def claimed(self):
+        """{GPU address: {instance UUID: devices}} of the recorded claims."""
+        out = {}
+        for uuid, gpus in list(self._claims.items()):
+            for address, n in gpus.items():
+                out.setdefault(address, {})[uuid] = n
+        return out
+
+    def resident_min_share(self, address, exclude=None):
+        """The strictest min share among the claims on ``address``."""
+        shares = [self._min_shares[u] for u, gpus in list(self._claims.items())
+                  if address in gpus and u != exclude and
+                  self._min_shares.get(u) is not None]
+        return max(shares) if shares else None
+
+    # -- the claim ----------------------------------------------------------
+
+    def admit(self, driver, guest, instance, request, profile_for,
+              strategy):
+        """Claim the guest's shared GPUs or raise ``Refused``; return the
+        lines saying what was admitted."""
+        from nova_gpu_ext.placement import affinity
+        from nova_gpu_ext.placement import decide
+        from nova_gpu_ext.virt import gpu_affinity
+        topology = driver.gpu_topology
+        wanted = self._guest_devices(driver, guest, topology)
+        if not wanted:
+            self.release(instance.uuid)
+            return []
+        lines = []
+        with self._lock:
+            in_use = self._count(driver, topology, instance.uuid)
+            mine = {}
+            for address, type_name in wanted:
+                gpu = topology.gpu(address)
+                entry = topo_summary.gpu_summary(gpu)
+                if type_name:
+                    entry['type'] = type_name
+                tenants = in_use.get(address, 0) + mine.get(address, 0)
+                facts = decide.HostFacts(nodes=(), gpus=(host_facts.gpu_facts(
+                    entry, tenants, profile_for,
+                    self.resident_min_share(address, instance.uuid)),))
+                decision = decide.decide(decide.DecisionRequest(
+                    needs=affinity.GuestNeeds(
+                        instance.flavor.vcpus, instance.flavor.memory_mb,
+                        'legacy'),
+                    strategy=strategy, min_share=request.min_share), facts)
+                verdict = decision.gpus[0] if decision.gpus else None
+                if verdict is None or verdict.load is None:
+                    continue        # not time-sliced: nothing to admit
+                if not decision.ok:
+                    raise gpu_affinity.Refused(
+                        reason='GPU %s: %s' % (address, verdict.reason))
+                mine[address] = mine.get(address, 0) + 1
+                lines.append('sharing: GPU %s: %s' % (
+                    address, _describe(verdict.load)))
+            self._claims[instance.uuid] = mine
+            self._min_shares[instance.uuid] = request.min_share
+        return lines
+
+    def release(self, instance_uuid):
+        """The build failed or the guest left this compute."""
+        with self._lock:
+            self._claims.pop(instance_uuid, None)
+            self._min_shares.pop(instance_uuid, None)
+
+    # -- facts --------------------------------------------------------------
+
+    @staticmethod
+    def _guest_devices(driver, guest, topology):
+        """[(physical GPU address, mdev type or None)] of the guest's shared
+        devices: an mdev counts on its parent (on the PF when the parent is
+        a VF, SR-IOV vGPU), a VF passed through on its PF."""
+        from nova.virt.libvirt import config as vconfig
+        from nova.virt.libvirt import utils as libvirt_utils
+        from nova_gpu_ext.virt import gpu_affinity
+        out = []
+        for dev in guest.devices:
+            if isinstance(dev, vconfig.LibvirtConfigGuestHostdevMDEV):
+                info = driver._get_mediated_device_information(
+                    libvirt_utils.mdev_uuid2name(dev.uuid))
+                parent = topology.gpu(gpu_affinity.libvirt_name_to_address(
+                    info['parent']))
+                if parent is None:
+                    continue
+                if parent.physfn is not None:
+                    parent = topology.gpu(parent.physfn) or parent
+                out.append((str(parent.address), info.get('type')))
+            elif isinstance(dev, vconfig.LibvirtConfigGuestHostdevPCI):
+                gpu = topology.gpu(gpu_affinity.pci_address(dev))
+                if gpu is not None and gpu.physfn is not None:
+                    pf = topology.gpu(gpu.physfn)
+                    if pf is not None:
+                        out.append((str(pf.address), None))
+        return out
+
+    def _count(self, driver, topology, exclude):
+        """Devices in use per physical GPU: defined domains and the claims
+        in flight, each guest once, ``exclude`` (this guest) never."""
+        per_guest = _defined_devices(driver, topology)
+        for address, guests in self.claimed().items():
+            for uuid, n in guests.items():
+                per_guest.setdefault(address, {}).setdefault(uuid, n)
+        return {address: sum(n for uuid, n in guests.items()
+                             if uuid != exclude)
+                for address, guests in per_guest.items()}
+
+
+def _defined_devices(driver, topology):
+    """{physical GPU: {instance UUID: devices}} from libvirt's domains."""
+    from nova_gpu_ext.virt import gpu_affinity
+    out = {}
+
+    def physical(address):
+        gpu = topology.gpu(address)
+        if gpu is None:
+            return None
+        return str(gpu.physfn) if gpu.physfn is not None else str(
+            gpu.address)
+
+    try:
+        assigned = driver._get_all_assigned_mediated_devices() or {}
+        if assigned:
+            for mdev in driver._get_mediated_devices():
+                owner = assigned.get(mdev['uuid'])
+                if owner is None:
+                    continue
+                key = physical(gpu_affinity.libvirt_name_to_address(
+                    mdev['parent']))
+                if key:
+                    guests = out.setdefault(key, {})
+                    guests[owner] = guests.get(owner, 0) + 1
+    except Exception:
+        LOG.debug('Cannot count mediated devices in use', exc_info=True)
+    if not any(g.physfn is not None for g in topology.gpus):
+        return out
+    try:
+        domains = driver._host.list_guests(only_running=False)
+    except Exception:
+        LOG.debug('Cannot list domains to count VFs', exc_info=True)
+        return out
+    for dom in domains:
+        try:
+            uuid = dom.uuid
+            root = etree.fromstring(dom.get_xml_desc().encode())
+        except Exception:
+            continue
+        for address in root.iterfind(
+                "./devices/hostdev[@type='pci']/source/address"):
+            try:
+                text = '%04x:%02x:%02x.%x' % tuple(
+                    int(address.get(k), 16)
+                    for k in ('domain', 'bus', 'slot', 'function'))
+            except (TypeError, ValueError):
+                continue
+            gpu = topology.gpu(text)
+            if gpu is not None and gpu.physfn is not None:
+                guests = out.setdefault(str(gpu.physfn), {})
+                guests[uuid] = guests.get(uuid, 0) + 1
+    return out
+
+
+def _describe(load):
+    from nova_gpu_ext.placement import sharing
+    return sharing.describe(load.profile, load.tenants + 1)
