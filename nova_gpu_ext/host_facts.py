@@ -40,23 +40,68 @@ def host_summary(topology):
     return summary.host_summary(topology)
 
 
+def provider_names(gpu, nodename):
+    """The names Nova gives the placement providers of one GPU function.
+
+    ``<nodename>_<libvirt pci name>`` for an mdev parent
+    (``LibvirtDriver._ensure_pgpu_providers``: ``pci_0000_3b_00_0``) and
+    ``<nodename>_<PCI address in upper case>`` for PCI-in-placement
+    (``pci_placement_translator``: ``0000:3B:00.0``).
+    """
+    return ('%s_%s' % (nodename, gpu.address.libvirt_name),
+            '%s_%s' % (nodename, str(gpu.address).upper()))
+
+
 def provider_traits(topology, nodename):
     """Traits per physical GPU resource provider name.
 
-    Nova names a physical GPU's provider ``<nodename>_<libvirt pci name>``
-    (``_ensure_pgpu_providers``); PCI-in-placement names a device's provider
-    ``<nodename>_<pci address>``. Both get the same traits; the caller sets
-    them only on providers that exist.
+    Both provider names of each physical GPU (:func:`provider_names`), and
+    those of its VFs that offer mdev types (SR-IOV vGPU: Nova makes each
+    such VF an mdev parent with its own provider), get the GPU's traits;
+    the caller sets them only on providers that exist.
     """
     from nova_gpu_ext.topology import summary
     out = {}
     for gpu in topology.gpus:
+        if gpu.kind is model.GPUKind.VF and not gpu.mdev_types:
+            continue
         traits = set(summary.gpu_traits(topology, gpu))
         if not traits:
             continue
-        out['%s_%s' % (nodename, gpu.address.libvirt_name)] = traits
-        out['%s_%s' % (nodename, gpu.address)] = traits
+        for name in provider_names(gpu, nodename):
+            out[name] = traits
     return out
+
+
+def add_vf_providers(entry, topology, uuids):
+    """SR-IOV vGPU: a PF whose VFs are mdev parents is one physical GPU.
+
+    Nova makes a provider per VF; the PF's entry lists them (``vf_rps``)
+    and sums their mdev types, mdevs and the mdevs in use, so the
+    scheduler's bound and pack/spread are per physical GPU, as at the
+    compute (``sharing_claim``).
+    """
+    gpu = topology.gpu(entry['addr'])
+    if gpu is None or not gpu.vfs:
+        return
+    vfs = [topology.gpu(v) for v in gpu.vfs]
+    vfs = [v for v in vfs if v is not None and v.mdev_types]
+    if not vfs:
+        return
+    types = dict(entry.get('mdev_types') or {})
+    by_type = dict(entry.get('mdevs_by_type') or {})
+    for vf in vfs:
+        for t in vf.mdev_types:
+            types[t.name] = (types.get(t.name) or 0) + (
+                t.available_instances or 0)
+        for m in vf.mdevs:
+            if m.type_name:
+                by_type[m.type_name] = by_type.get(m.type_name, 0) + 1
+    entry['mdev_types'] = types
+    entry['mdevs_by_type'] = by_type
+    entry['mdevs'] = sum(by_type.values())
+    entry['vf_rps'] = [uuids[str(v.address)] for v in vfs
+                       if str(v.address) in uuids]
 
 
 def summary_from_stats(stats):

@@ -11,12 +11,23 @@ Layer rule: pure (no I/O, no Nova). Two forms of the same facts:
   ``openstack resource provider trait list`` and a request can require it.
 """
 
+import re
+
 from nova_gpu_ext import model
 
 SUMMARY_VERSION = 1
 NUMA_TRAIT = 'CUSTOM_GPU_NUMA_NODE_%d'
 SOCKET_TRAIT = 'CUSTOM_GPU_SOCKET_%d'
 UNKNOWN_NUMA_TRAIT = 'CUSTOM_GPU_NUMA_UNKNOWN'
+#: The traits this project sets on GPU providers, hence the only ones it
+#: ever removes: an operator's own ``CUSTOM_GPU_A100`` is left alone.
+OWNED_TRAITS = re.compile(
+    r'^CUSTOM_GPU_(NUMA_NODE_\d+|SOCKET_\d+|NUMA_UNKNOWN)$')
+
+
+def is_owned_trait(name: str) -> bool:
+    """Whether ``name`` is a trait nova-gpu-ext sets (and may remove)."""
+    return bool(OWNED_TRAITS.match(name))
 
 
 def gpu_traits(topology: model.HostTopology, gpu: model.GPU) -> set[str]:

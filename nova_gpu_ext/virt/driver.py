@@ -30,6 +30,7 @@ from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext import host_facts
 from nova_gpu_ext import specs
 from nova_gpu_ext.virt import gpu_affinity
+from nova_gpu_ext.virt import pci_traits
 from nova_gpu_ext.virt import sharing_claim
 from nova_gpu_ext.virt import tweaks
 
@@ -62,6 +63,8 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         self._gpu_provider_uuids = {}
         # Shared GPUs claimed by builds in flight and guests (admission).
         self.sharing_claims = sharing_claim.SharingClaims()
+        # Our traits survive Nova's PCI-in-placement translator.
+        pci_traits.install()
 
     # -- host facts ---------------------------------------------------------
 
@@ -122,18 +125,17 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         """The published summary plus what only the driver knows: provider
         UUIDs, mdevs in use per GPU, guests per render node."""
         summary = host_facts.host_summary(topology)
-        in_use = self._mdevs_in_use_by_parent()
-        vfs_in_use = (self._vfs_in_use_by_pf(topology)
-                      if any(g.get('kind') == 'pf' for g in summary['gpus'])
-                      else {})
+        # Devices in use per physical GPU (an mdev on its parent, on the PF
+        # for SR-IOV vGPU; a VF on its PF), with the builds in flight.
+        in_use = self.sharing_claims.in_use(self, topology)
         for entry in summary['gpus']:
             uuid = self._gpu_provider_uuids.get(entry['addr'])
             if uuid:
                 entry['rp'] = uuid
-            if 'mdev_types' in entry:
+            host_facts.add_vf_providers(entry, topology,
+                                        self._gpu_provider_uuids)
+            if 'mdev_types' in entry or entry.get('kind') == 'pf':
                 entry['used'] = in_use.get(entry['addr'], 0)
-            elif entry.get('kind') == 'pf':
-                entry['used'] = vfs_in_use.get(entry['addr'], 0)
             min_share = self.sharing_claims.resident_min_share(entry['addr'])
             if min_share is not None:
                 entry['min_share'] = min_share
@@ -158,21 +160,8 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
             provider_tree.remove_traits(nodename, DRIVER_TRAIT)
             return
         provider_tree.add_traits(nodename, DRIVER_TRAIT)
-        topology = self.gpu_topology
-        uuids = {}
-        for gpu in topology.physical_gpus():
-            for name in ('%s_%s' % (nodename, gpu.address.libvirt_name),
-                         '%s_%s' % (nodename, gpu.address)):
-                if provider_tree.exists(name):
-                    uuids[str(gpu.address)] = provider_tree.data(name).uuid
-        self._gpu_provider_uuids = uuids
-        for rp_name, traits in host_facts.provider_traits(
-                topology, nodename).items():
-            if provider_tree.exists(rp_name):
-                stale = {t for t in provider_tree.data(rp_name).traits
-                         if t.startswith(host_facts.TRAIT_PREFIX)}
-                provider_tree.remove_traits(rp_name, *(stale - traits))
-                provider_tree.add_traits(rp_name, *traits)
+        self._gpu_provider_uuids = pci_traits.update_gpu_providers(
+            provider_tree, self.gpu_topology, nodename)
         # Upstream keeps a private copy for spawn(); keep it in step.
         self.provider_tree = copy.deepcopy(provider_tree)
 
@@ -238,36 +227,6 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
             self, guest, instance, request,
             lambda type_name: sharing_conf.profile_for(CONF, type_name),
             request.placement or CONF.gpu_ext.sharing_default_placement)
-
-    def _vfs_in_use_by_pf(self, topology, exclude_uuid=None):
-        """VFs that defined guests use, per PF address (from libvirt)."""
-        from lxml import etree
-        counts = {}
-        try:
-            guests = self._host.list_guests(only_running=False)
-        except Exception:
-            LOG.debug('Cannot list domains to count VFs', exc_info=True)
-            return counts
-        for guest in guests:
-            try:
-                if guest.uuid == exclude_uuid:
-                    continue
-                root = etree.fromstring(guest.get_xml_desc().encode())
-            except Exception:
-                continue
-            for address in root.iterfind(
-                    "./devices/hostdev[@type='pci']/source/address"):
-                try:
-                    text = '%04x:%02x:%02x.%x' % tuple(
-                        int(address.get(k), 16)
-                        for k in ('domain', 'bus', 'slot', 'function'))
-                except (TypeError, ValueError):
-                    continue
-                gpu = topology.gpu(text)
-                if gpu is not None and gpu.physfn is not None:
-                    key = str(gpu.physfn)
-                    counts[key] = counts.get(key, 0) + 1
-        return counts
 
     # -- live migration -----------------------------------------------------
 

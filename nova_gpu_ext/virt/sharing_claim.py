@@ -106,6 +106,11 @@ class SharingClaims:
             self._min_shares[instance.uuid] = request.min_share
         return lines
 
+    def in_use(self, driver, topology):
+        """Devices in use per physical GPU, builds in flight included."""
+        with self._lock:
+            return self._count(driver, topology, None)
+
     def release(self, instance_uuid):
         """The build failed or the guest left this compute."""
         with self._lock:

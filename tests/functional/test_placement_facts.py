@@ -35,6 +35,26 @@ class PlacementFactsTest(base.GPUExtTestBase):
                              node_traits)
         self.assertIn('CUSTOM_GPU_EXT', self._traits(host))
 
+    def test_an_operators_gpu_trait_survives(self):
+        host = self.hosts['gpu']
+        name = '%s_pci_0000_81_00_0' % host
+        uuid = self._get_provider_uuid_by_name(name)
+        self.placement.put('/traits/CUSTOM_GPU_A100', None, version='1.6')
+        generation = self.placement.get(
+            '/resource_providers/%s' % uuid,
+            version='1.6').body['generation']
+        response = self.placement.put(
+            '/resource_providers/%s/traits' % uuid,
+            {'traits': sorted(self._traits(name) | {'CUSTOM_GPU_A100'}),
+             'resource_provider_generation': generation}, version='1.6')
+        self.assertEqual(200, response.status, response.body)
+        # A restarted compute reads the provider's traits from placement
+        # and updates its own.
+        self.restart_compute_service(host)
+        self._run_periodics()
+        self.assertLessEqual({'CUSTOM_GPU_A100', 'CUSTOM_GPU_NUMA_NODE_0',
+                              'CUSTOM_GPU_SOCKET_0'}, self._traits(name))
+
     def test_host_summary_in_compute_node_stats(self):
         self._run_periodics()
         hypervisors = self.admin_api.api_get(

@@ -1,9 +1,11 @@
 """Pack/spread and time-slice safety for SR-IOV VFs (PCI in placement).
 
-Two PFs (0000:81:00.0 on node 0, 0000:81:01.0 on node 1), four VFs each,
-reported to placement as inventory of their PF's provider (Nova's
-``[pci] report_in_placement``). The fake sysfs tree describes the same
-functions as GPUs with SR-IOV, as an AMD MxGPU host would look.
+Two PFs (0000:3b:00.0 on node 0, 0000:3b:01.0 on node 1: hex letters, as
+on most servers), four VFs each, reported to placement as inventory of
+their PF's provider (Nova's ``[pci] report_in_placement``), which Nova
+names ``<host>_0000:3B:00.0``, in upper case. The fake sysfs tree
+describes the same functions as GPUs with SR-IOV, as an AMD MxGPU host
+would look.
 """
 
 from lxml import etree
@@ -16,7 +18,7 @@ from nova_gpu_ext.topology import fake_sysfs
 from tests.functional import base
 
 CONF = nova.conf.CONF
-PF0, PF1 = '0000:81:00.0', '0000:81:01.0'
+PF0, PF1 = '0000:3b:00.0', '0000:3b:01.0'
 ALIAS = 'gpu-vf'
 
 
@@ -45,7 +47,7 @@ class VFSharingTest(base.GPUExtTestBase):
         self.flags(pci_in_placement=True, group='filter_scheduler')
         self.start_compute(
             'vf-host', pci_info=fakelibvirt.HostPCIDevicesInfo(
-                num_pci=0, num_pfs=2, num_vfs=8))
+                num_pci=0, num_pfs=2, num_vfs=8, bus=0x3b))
         self.compute = self.computes['vf-host']
         # Nova creates the PF providers after the driver's provider tree
         # update; the driver sees them on the next update and publishes
@@ -80,6 +82,29 @@ class VFSharingTest(base.GPUExtTestBase):
         flavor = self._flavor(**{'gpu:placement': 'spread'})
         self.assertEqual([PF0, PF1, PF0, PF1],
                          [self.pf_of(self._boot(flavor)) for _ in range(4)])
+
+    def test_hex_letter_pf_has_its_provider_and_traits(self):
+        # The scheduler's view: the PF's provider in the published summary
+        # and our traits on it, which Nova's PCI translator replaces on
+        # every resource update.
+        self._run_periodics()
+        from nova import context
+        from nova import objects
+        node = objects.ComputeNode.get_by_nodename(
+            context.get_admin_context(), 'vf-host')
+        by_addr = {g['addr']: g for g in jsonutils.loads(
+            node.stats['gpu_ext'])['gpus']}
+        for pf, numa in ((PF0, 0), (PF1, 1)):
+            uuid = self._get_provider_uuid_by_name(
+                'vf-host_%s' % pf.upper())
+            self.assertEqual(uuid, by_addr[pf]['rp'])
+            traits = set(self.placement.get(
+                '/resource_providers/%s/traits' % uuid,
+                version='1.6').body['traits'])
+            self.assertLessEqual(
+                {'CUSTOM_GPU_NUMA_NODE_%d' % numa,
+                 'CUSTOM_GPU_SOCKET_%d' % numa,
+                 'COMPUTE_MANAGED_PCI_DEVICE'}, traits)
 
     def test_vf_beyond_the_timeout_bound_is_refused_with_the_reason(self):
         # 500 ms slices: three tenants per PF fit the 1.5 s limit.

@@ -42,6 +42,6 @@ def test_provider_traits_name_nova_pgpu_and_pci_providers(tmp_path):
     traits = host_facts.provider_traits(host, 'node1')
     assert traits['node1_pci_0000_88_00_0'] == {
         'CUSTOM_GPU_NUMA_NODE_1', 'CUSTOM_GPU_SOCKET_1'}
-    assert traits['node1_0000:3d:00.0'] == {
+    assert traits['node1_0000:3D:00.0'] == {
         'CUSTOM_GPU_NUMA_NODE_0', 'CUSTOM_GPU_SOCKET_0'}
     assert len(traits) == 8

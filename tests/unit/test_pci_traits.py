@@ -1,0 +1,58 @@
+"""Pins the Nova internals nova_gpu_ext.virt.pci_traits relies on."""
+
+import inspect
+
+from nova.compute import pci_placement_translator as translator
+from nova.compute import provider_tree
+
+from nova_gpu_ext import host_facts
+from nova_gpu_ext.topology import fake_sysfs
+from nova_gpu_ext.topology import summary
+from nova_gpu_ext.virt import pci_traits
+
+
+def test_translator_entry_point_and_provider_names():
+    params = list(inspect.signature(
+        translator.update_provider_tree_for_pci).parameters)
+    assert params[:2] == ['provider_tree', 'nodename']
+    view = translator.PlacementView('node1', [])
+    # Nova names a PCI provider by the address in upper case.
+    assert view._get_rp_name_for_address('0000:3b:00.0') == \
+        'node1_0000:3B:00.0'
+
+
+def test_translator_replaces_traits_and_we_add_ours_back(tmp_path):
+    fake_sysfs.nvidia_vgpu_mdev(str(tmp_path))
+    host = host_facts.discover(str(tmp_path))
+    tree = provider_tree.ProviderTree()
+    tree.new_root('node1', 'root-uuid')
+    tree.new_child('node1_0000:3D:00.0', 'node1', uuid='pci-uuid')
+    tree.new_child('node1_pci_0000_3d_00_0', 'node1', uuid='pgpu-uuid')
+    tree.add_traits('node1_pci_0000_3d_00_0', 'CUSTOM_GPU_A100',
+                    'CUSTOM_GPU_NUMA_NODE_7')
+    uuids = pci_traits.update_gpu_providers(tree, host, 'node1')
+    assert uuids['0000:3d:00.0'] in ('pci-uuid', 'pgpu-uuid')
+    # Ours replace our stale one; the operator's stays.
+    assert tree.data('node1_pci_0000_3d_00_0').traits == {
+        'CUSTOM_GPU_A100', 'CUSTOM_GPU_NUMA_NODE_0', 'CUSTOM_GPU_SOCKET_0'}
+    # What the translator does to a PCI provider, then our wrapper.
+    tree.update_traits('node1_0000:3D:00.0', ['COMPUTE_MANAGED_PCI_DEVICE'])
+    pci_traits.reapply(tree, 'node1')
+    assert tree.data('node1_0000:3D:00.0').traits == {
+        'COMPUTE_MANAGED_PCI_DEVICE', 'CUSTOM_GPU_NUMA_NODE_0',
+        'CUSTOM_GPU_SOCKET_0'}
+
+
+def test_install_wraps_once():
+    pci_traits.install()
+    first = translator.update_provider_tree_for_pci
+    pci_traits.install()
+    assert translator.update_provider_tree_for_pci is first
+
+
+def test_owned_traits():
+    assert summary.is_owned_trait('CUSTOM_GPU_NUMA_NODE_3')
+    assert summary.is_owned_trait('CUSTOM_GPU_SOCKET_0')
+    assert summary.is_owned_trait('CUSTOM_GPU_NUMA_UNKNOWN')
+    assert not summary.is_owned_trait('CUSTOM_GPU_A100')
+    assert not summary.is_owned_trait('CUSTOM_GPU_EXT')
