@@ -184,7 +184,7 @@ def explain(topology, extra_specs, request, args, conf):
         result['request'].update(placement=strategy,
                                  placement_source=strategy_source,
                                  min_share=min_share)
-        loads, type_name, profile_source = _shared_loads(
+        loads, type_name, profile_source = _shared_facts(
             topology, kind, args, tenants, conf)
         result['request'].update(device_type=type_name,
                                  sharing_profile_source=profile_source,
@@ -263,60 +263,70 @@ def _node_capacities(topology, args):
     return nodes
 
 
-def _shared_loads(topology, kind, args, tenants, conf):
-    """The physical GPUs that could supply the VF or mdev, as loads."""
+def _shared_facts(topology, kind, args, tenants, conf):
+    """The physical GPUs that could supply the VF or mdev, as the decision's
+    facts: the same summary entries and :func:`host_facts.gpu_facts` the
+    scheduler filter and the compute's admission use (a VF is typed by its
+    PF; capacity is :func:`decide.capacity`). By default every created
+    mdev counts as in use (sysfs cannot tell); ``--tenants`` says better.
+    """
+    from nova_gpu_ext import host_facts
     from nova_gpu_ext.conf import sharing as sharing_conf
-    loads = []
-    if kind == VGPU:
-        parents = [g for g in topology.gpus if g.mdev_types]
-        type_name = args.mdev_type
-        if type_name is None and parents:
-            type_name = parents[0].mdev_types[0].name
-        for gpu in parents:
-            mtype = next((t for t in gpu.mdev_types
-                          if t.name == type_name), None)
-            if mtype is None:
+    from nova_gpu_ext.topology import summary
+    out = []
+    for gpu in topology.physical_gpus():
+        entry = summary.gpu_summary(gpu)
+        host_facts.add_vf_providers(entry, topology, {})
+        if kind == VGPU:
+            types = entry.get('mdev_types') or {}
+            if not types or (args.mdev_type and
+                             args.mdev_type not in types):
                 continue
-            existing = sum(1 for m in gpu.mdevs if m.type_name == type_name)
-            capacity = (mtype.available_instances or 0) + existing
-            loads.append((gpu, str(gpu.address), capacity,
-                          tenants.get(str(gpu.address), existing)))
-    else:
-        type_name = None
-        for gpu in topology.gpus:
-            if gpu.kind is not model.GPUKind.PF or not gpu.vfs:
+            if args.mdev_type:
+                entry['type'] = args.mdev_type
+            facts = host_facts.gpu_facts(
+                entry, 0, lambda t: sharing_conf.profile_for(conf, t))
+            default = facts.created
+        else:
+            if entry.get('mdev_types') or entry.get('kind') != 'pf' or \
+                    not entry.get('vfs'):
                 continue
-            vf = topology.gpu(gpu.vfs[0])
-            vf_type = '%04x:%04x' % ((vf or gpu).vendor_id,
-                                     (vf or gpu).device_id)
-            type_name = type_name or vf_type
-            loads.append((gpu, str(gpu.address), len(gpu.vfs),
-                          tenants.get(str(gpu.address), 0)))
-    if type_name is None:
+            default = 0
+        facts = host_facts.gpu_facts(
+            entry, tenants.get(entry['addr'], default),
+            lambda t: sharing_conf.profile_for(conf, t))
+        out.append((gpu, facts))
+    if not out:
         return [], None, None
-    profile = sharing_conf.profile_for(conf, type_name)
+    type_name = out[0][1].type_name
     group = conf[sharing_conf.group_name(type_name)]
     source = ('[%s]' % sharing_conf.group_name(type_name)
               if group.slice_ms is not None or group.switch_ms is not None
               else '[gpu_ext] default_slice_ms/default_switch_ms')
-    out = [(gpu, packing.PhysicalGPULoad(address, gpu.numa_node, n, cap,
-                                         profile))
-           for gpu, address, cap, n in loads]
     return out, type_name, source
 
 
-def _decide_shared(result, topology, needs, nodes, loads, strategy,
+def _decide_shared(result, topology, needs, nodes, facts, strategy,
                    min_share):
-    admissions = {}
-    for gpu, load in loads:
+    from nova_gpu_ext.placement import decide
+    if not facts:
+        return _refuse(result, 'No physical GPU on this host offers %s.' % (
+            'an mdev type for VGPU' if result['request']['kind'] == VGPU
+            else 'SR-IOV VFs'))
+    decision = decide.decide(decide.DecisionRequest(
+        needs=needs, strategy=strategy, min_share=min_share),
+        decide.HostFacts(nodes=tuple(nodes),
+                         gpus=tuple(f for _gpu, f in facts)))
+    for gpu, f in facts:
+        load = decide.load_of(f)
         admission = packing.admit_on(load, min_share)
-        admissions[load.address] = admission
         profile = load.profile
         result['shared_gpus'].append({
             'address': load.address,
             'numa_node': load.numa_node,
             'tenants': load.tenants,
             'instances': load.capacity,
+            'device_type': f.type_name,
             'efficiency': sharing.efficiency(profile),
             'share_per_tenant': (sharing.share_per_tenant(
                 profile, load.tenants) if load.tenants else None),
@@ -330,42 +340,33 @@ def _decide_shared(result, topology, needs, nodes, loads, strategy,
             'next_tenant_admitted': admission.ok,
             'next_tenant': admission.reason,
         })
-    if not loads:
-        return _refuse(result, 'No physical GPU on this host offers %s.' % (
-            'an mdev type for VGPU' if result['request']['kind'] == VGPU
-            else 'SR-IOV VFs'))
-    by_address = {load.address: (gpu, load) for gpu, load in loads}
-    slots = [_slot(gpu, load.address) for gpu, load in loads
-             if admissions[load.address].ok]
-    accepted, refused = affinity.rank(needs, slots, nodes)
+    gpus = {str(gpu.address): gpu for gpu, _f in facts}
     rows = {}
-    for gpu, load in loads:
-        if not admissions[load.address].ok:
-            rows[load.address] = _gpu_row(gpu, 'refused',
-                                          admissions[load.address].reason)
-    for c in refused:
-        rows[c.gpu.address] = _gpu_row(by_address[c.gpu.address][0],
-                                       'refused', c.reason)
-    for c in accepted:
-        rows[c.gpu.address] = _gpu_row(by_address[c.gpu.address][0],
-                                       'accepted', c.reason, c)
-    result['gpus'] = [rows[load.address] for _gpu, load in loads]
-    choice = None
-    for tier in ([c for c in accepted if c.local],
-                 [c for c in accepted if not c.local]):
-        if not tier:
-            continue
-        tier_loads = [by_address[c.gpu.address][1] for c in tier]
-        pick = packing.choose_physical_gpu(tier_loads, strategy, min_share)
-        if pick.address is not None:
-            choice = next(c for c in tier if c.gpu.address == pick.address)
-            result['shared_choice'] = pick.reason
-            break
-    if choice is None:
+    for verdict in decision.gpus:
+        gpu = gpus[verdict.address]
+        status = 'accepted' if verdict.status == decide.CHOSEN else \
+            verdict.status
+        rows[verdict.address] = _gpu_row(gpu, status, verdict.reason,
+                                         verdict if status != 'refused'
+                                         else None)
+    result['gpus'] = [rows[a] for a in gpus]
+    if not decision.ok:
         return _refuse(result, *_reasons(rows))
-    rows[choice.gpu.address]['status'] = 'chosen'
-    _record(result, choice)
-    return choice
+    chosen = decision.chosen
+    rows[chosen.address]['status'] = 'chosen'
+    if decision.sharing_reason:
+        result['shared_choice'] = decision.sharing_reason
+    result['decision'] = {
+        'gpu': chosen.address, 'gpus': [chosen.address],
+        'node': chosen.node, 'binding': chosen.binding,
+        'numa_local': chosen.local, 'reason': rows[chosen.address]['reason'],
+    }
+    return _Chosen(chosen.node)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Chosen:
+    node: object
 
 
 def _decide_whole(result, topology, needs, nodes, tenants, count):

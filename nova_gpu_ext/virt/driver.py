@@ -136,6 +136,12 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
                                         self._gpu_provider_uuids)
             if 'mdev_types' in entry or entry.get('kind') == 'pf':
                 entry['used'] = in_use.get(entry['addr'], 0)
+            if 'mdev_types' in entry:
+                # The type Nova allocates on this parent ([devices]).
+                nova_type = sharing_claim.nova_vgpu_type(self, topology,
+                                                         entry['addr'])
+                if nova_type:
+                    entry['type'] = nova_type
             min_share = self.sharing_claims.resident_min_share(entry['addr'])
             if min_share is not None:
                 entry['min_share'] = min_share

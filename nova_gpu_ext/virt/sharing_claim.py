@@ -159,6 +159,27 @@ class SharingClaims:
                 for address, guests in per_guest.items()}
 
 
+def nova_vgpu_type(driver, topology, address):
+    """The mdev type Nova allocates on a physical GPU (on its first VF
+    that offers types, SR-IOV vGPU), from ``[devices]`` through
+    ``LibvirtDriver._get_vgpu_type_per_pgpu``; None when unknown."""
+    gpu = topology.gpu(address)
+    if gpu is None:
+        return None
+    parents = [gpu] + [topology.gpu(v) for v in gpu.vfs]
+    for parent in parents:
+        if parent is None or not parent.mdev_types:
+            continue
+        try:
+            return driver._get_vgpu_type_per_pgpu(
+                parent.address.libvirt_name)
+        except Exception:
+            LOG.debug('Cannot read the vGPU type of %s', address,
+                      exc_info=True)
+            return None
+    return None
+
+
 def _defined_devices(driver, topology):
     """{physical GPU: {instance UUID: devices}} from libvirt's domains."""
     from nova_gpu_ext.virt import gpu_affinity

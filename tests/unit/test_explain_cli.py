@@ -176,7 +176,7 @@ def test_unknown_numa_required_is_refused_with_the_reason():
 # -- SR-IOV VFs and the timeout -----------------------------------------------
 
 def test_sixteen_tenants_of_100ms_refused_under_the_075_margin(tmp_path):
-    path = conf_file(tmp_path, '[gpu_sharing_1002:692f]\nslice_ms = 100\n'
+    path = conf_file(tmp_path, '[gpu_sharing_1002:6929]\nslice_ms = 100\n'
                                'switch_ms = 0\n')
     argv = ('--sample', 'amd_mxgpu_sriov', '--pci-kind', 'vf',
             '--config-file', path,
@@ -191,7 +191,7 @@ def test_sixteen_tenants_of_100ms_refused_under_the_075_margin(tmp_path):
         in text
     # The same 16th tenant fits under the exact bound (margin 1.0).
     path = conf_file(tmp_path, '[gpu_ext]\ntimeout_margin = 1.0\n'
-                               '[gpu_sharing_1002:692f]\nslice_ms = 100\n'
+                               '[gpu_sharing_1002:6929]\nslice_ms = 100\n'
                                'switch_ms = 0\n')
     code, result = decide(*argv[:5], path, *argv[6:])
     assert code == 0
@@ -213,7 +213,7 @@ def test_vf_default_profile_figures():
     assert row['efficiency'] == pytest.approx(6 / 6.2)
     assert row['share_per_tenant'] == pytest.approx(6 / 6.2 / 2)
     assert row['worst_case_wait_ms'] == pytest.approx(12.4)
-    assert result['request']['device_type'] == '1002:692f'
+    assert result['request']['device_type'] == '1002:6929'   # the PF's id
     assert result['decision']['gpu'] == '0000:83:00.0'   # spread: empty
 
 

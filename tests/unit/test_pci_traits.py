@@ -56,3 +56,11 @@ def test_owned_traits():
     assert summary.is_owned_trait('CUSTOM_GPU_NUMA_UNKNOWN')
     assert not summary.is_owned_trait('CUSTOM_GPU_A100')
     assert not summary.is_owned_trait('CUSTOM_GPU_EXT')
+
+
+def test_libvirt_driver_vgpu_type_per_pgpu():
+    # sharing_claim.nova_vgpu_type: the type Nova allocates on a parent.
+    from nova.virt.libvirt import driver as libvirt_driver
+    params = list(inspect.signature(
+        libvirt_driver.LibvirtDriver._get_vgpu_type_per_pgpu).parameters)
+    assert params == ['self', 'device_address']
