@@ -73,6 +73,15 @@ def provider_traits(topology, nodename):
     return out
 
 
+def gpu_entry(topology, gpu, uuids=None):
+    """One physical GPU's summary entry, VFs' mdev types included, as the
+    compute publishes it (without what only the driver knows)."""
+    from nova_gpu_ext.topology import summary
+    entry = summary.gpu_summary(gpu)
+    add_vf_providers(entry, topology, uuids or {})
+    return entry
+
+
 def add_vf_providers(entry, topology, uuids):
     """SR-IOV vGPU: a PF whose VFs are mdev parents is one physical GPU.
 

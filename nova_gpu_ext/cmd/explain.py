@@ -272,11 +272,9 @@ def _shared_facts(topology, kind, args, tenants, conf):
     """
     from nova_gpu_ext import host_facts
     from nova_gpu_ext.conf import sharing as sharing_conf
-    from nova_gpu_ext.topology import summary
     out = []
     for gpu in topology.physical_gpus():
-        entry = summary.gpu_summary(gpu)
-        host_facts.add_vf_providers(entry, topology, {})
+        entry = host_facts.gpu_entry(topology, gpu)
         if kind == VGPU:
             types = entry.get('mdev_types') or {}
             if not types or (args.mdev_type and

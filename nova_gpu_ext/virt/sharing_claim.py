@@ -27,7 +27,6 @@ from lxml import etree
 from oslo_log import log as logging
 
 from nova_gpu_ext import host_facts
-from nova_gpu_ext.topology import summary as topo_summary
 
 LOG = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ class SharingClaims:
             mine = {}
             for address, type_name in wanted:
                 gpu = topology.gpu(address)
-                entry = topo_summary.gpu_summary(gpu)
+                entry = host_facts.gpu_entry(topology, gpu)
                 if type_name:
                     entry['type'] = type_name
                 tenants = in_use.get(address, 0) + mine.get(address, 0)
