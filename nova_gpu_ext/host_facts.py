@@ -97,9 +97,12 @@ def add_vf_providers(entry, topology, uuids):
     vfs = [v for v in vfs if v is not None and v.mdev_types]
     if not vfs:
         return
+    from nova_gpu_ext.topology import summary
     types = dict(entry.get('mdev_types') or {})
     by_type = dict(entry.get('mdevs_by_type') or {})
+    mig = set(entry.get('mig_types') or ())
     for vf in vfs:
+        mig.update(t.name for t in vf.mdev_types if summary.is_mig_backed(t))
         for t in vf.mdev_types:
             types[t.name] = (types.get(t.name) or 0) + (
                 t.available_instances or 0)
@@ -108,6 +111,8 @@ def add_vf_providers(entry, topology, uuids):
                 by_type[m.type_name] = by_type.get(m.type_name, 0) + 1
     entry['mdev_types'] = types
     entry['mdevs_by_type'] = by_type
+    if mig:
+        entry['mig_types'] = sorted(mig)
     entry['mdevs'] = sum(by_type.values())
     entry['vf_rps'] = [uuids[str(v.address)] for v in vfs
                        if str(v.address) in uuids]
@@ -143,6 +148,9 @@ def gpu_facts(entry, tenants, profile_for, resident_min_share=None):
     * an SR-IOV PF whose VFs are the tenants' PCI devices: typed by the
       PF's ``vendor:device``; created = its enabled VFs;
     * anything else is a whole GPU.
+
+    A MIG-backed vGPU type (``mig_types``) is not time-sliced: its bound is
+    the instances the GPU's MIG layout offers, nothing more.
     """
     from nova_gpu_ext.placement import decide
     common = dict(address=entry['addr'], numa_node=entry.get('node'),
@@ -156,6 +164,13 @@ def gpu_facts(entry, tenants, profile_for, resident_min_share=None):
         created = (by_type.get(type_name, 0) if isinstance(by_type, dict)
                    else entry.get('mdevs', 0) or 0)
         available = mdev_types.get(type_name) or 0
+        if type_name in (entry.get('mig_types') or ()):
+            # MIG-backed vGPU: dedicated GPU instances, no time-slicing.
+            return decide.GPUFacts(
+                shared=True, time_sliced=False, created=created,
+                available=available, tenants=tenants,
+                profile=profile_for(type_name), type_name=type_name,
+                **common)
     elif entry.get('kind') == 'pf' and entry.get('vfs'):
         type_name = '%s:%s' % (entry.get('vendor'), entry.get('device'))
         created, available = entry['vfs'], 0

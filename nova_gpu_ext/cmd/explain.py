@@ -337,7 +337,16 @@ def _decide_shared(result, topology, needs, nodes, facts, strategy,
             'summary': sharing.describe(profile, load.tenants),
             'next_tenant_admitted': admission.ok,
             'next_tenant': admission.reason,
+            'time_sliced': f.time_sliced,
         })
+        if not f.time_sliced:
+            row = result['shared_gpus'][-1]
+            row['summary'] = (
+                '%d of %d instance(s) in use; MIG-backed vGPU: each tenant '
+                'has its own GPU instance, not time-sliced, so only the '
+                'instances bound it' % (load.tenants, load.capacity))
+            row['next_tenant'] = ('one more tenant fits: a free instance.'
+                                  if admission.ok else admission.reason)
     gpus = {str(gpu.address): gpu for gpu, _f in facts}
     rows = {}
     for verdict in decision.gpus:

@@ -75,6 +75,14 @@ class GPUFacts:
     profile: Optional[sharing.SharingProfile] = None
     type_name: Optional[str] = None
     resident_min_share: Optional[float] = None
+    time_sliced: bool = True
+
+
+#: The profile of a shared GPU whose tenants are not time-sliced against
+#: each other (MIG-backed vGPU: each instance has its own GPU slices): no
+#: wait between turns, so only the free instances bound it.
+NOT_TIME_SLICED = sharing.SharingProfile(
+    slice_ms=1.0, switch_ms=0.0, guest_timeout_ms=1e9)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,6 +165,11 @@ def capacity(gpu: GPUFacts) -> int:
 
 def load_of(gpu: GPUFacts) -> packing.PhysicalGPULoad:
     """The sharing core's view of a shared GPU."""
+    if not gpu.time_sliced:
+        return packing.PhysicalGPULoad(
+            address=gpu.address, numa_node=gpu.numa_node,
+            tenants=gpu.tenants, capacity=capacity(gpu),
+            profile=NOT_TIME_SLICED)
     if gpu.profile is None:
         raise ValueError('%s: a shared GPU needs a sharing profile'
                          % gpu.address)

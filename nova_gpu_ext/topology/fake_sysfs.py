@@ -372,6 +372,61 @@ def intel_gvtg(root, dev_root=None):
     return fs
 
 
+def nvidia_sriov_vgpu(root, dev_root=None):
+    """SR-IOV vGPU (NVIDIA Ampere and later, the layout of Nova's
+    virtual-GPU guide): two A10 PFs (0000:ca:00.0 on node 0, 0000:e1:00.0
+    on node 1); ``sriov-manage -e`` enabled 4 VFs on each, and each VF
+    offers one instance of ``nvidia-593`` (A10-4Q) under its own
+    ``mdev_supported_types``. One mdev exists on the first VF of the first
+    PF (its ``available_instances`` is 0)."""
+    fs = FakeSysfs(root, dev_root)
+    _two_sockets(fs)
+    for i, (pf, node) in enumerate((('0000:ca:00.0', 0),
+                                    ('0000:e1:00.0', 1))):
+        fs.add_gpu(pf, NVIDIA, 0x2236, node, 'nvidia', iommu_group=50 + i)
+        vfs = fs.add_vfs(pf, 4, totalvfs=32, driver='nvidia',
+                         first_iommu_group=150 + 10 * i)
+        for j, vf in enumerate(vfs):
+            used = i == 0 and j == 0
+            fs.add_mdev_type(vf, 'nvidia-593', 'NVIDIA A10-4Q',
+                             0 if used else 1,
+                             description='num_heads=4, frl_config=60, '
+                                         'framebuffer=4096M')
+            if used:
+                fs.add_mdev(vf, 'nvidia-593',
+                            uuid='c0000000-0000-4000-8000-000000000000')
+    return fs
+
+
+def nvidia_mig_vgpu(root, dev_root=None):
+    """MIG-backed vGPU: an A100 PF (0000:b1:00.0) in MIG mode whose 7 VFs
+    each offer one ``A100-1-5C`` instance (one GPU instance of 1 slice
+    each). Its tenants run in parallel: not time-sliced."""
+    fs = FakeSysfs(root, dev_root)
+    _two_sockets(fs)
+    fs.add_gpu('0000:b1:00.0', NVIDIA, 0x20b0, 1, 'nvidia', iommu_group=60)
+    for vf in fs.add_vfs('0000:b1:00.0', 7, totalvfs=16, driver='nvidia',
+                         first_iommu_group=160):
+        fs.add_mdev_type(vf, 'nvidia-699', 'NVIDIA A100-1-5C', 1)
+    return fs
+
+
+def nvidia_vfio_variant(root, dev_root=None):
+    """NVIDIA vGPU on the vendor's VFIO variant driver (no mdev): an L40S
+    PF (0000:4a:00.0) with 4 VFs bound to ``nvidia_vgpu_vfio``; the vGPU
+    type is set per VF in sysfs and Nova passes the VFs through as PCI
+    devices (``[pci] device_spec`` with ``"managed": "no"``, Nova 31 and
+    later). The VFs are the tenants of their PF, like SR-IOV VFs."""
+    fs = FakeSysfs(root, dev_root)
+    _two_sockets(fs)
+    fs.add_gpu('0000:4a:00.0', NVIDIA, 0x26b9, 0, 'nvidia', iommu_group=70)
+    for vf in fs.add_vfs('0000:4a:00.0', 4, totalvfs=32,
+                         driver='nvidia_vgpu_vfio', first_iommu_group=170):
+        _write(os.path.join(fs.device_dir(vf), 'nvidia',
+                            'current_vgpu_type'), '1155\n')
+    return fs
+
+
 def single_socket_numa_unknown(root, dev_root=None):
     """A single-socket host whose GPU reports ``numa_node`` = -1."""
     fs = FakeSysfs(root, dev_root)
@@ -489,6 +544,9 @@ SAMPLE_HOSTS = {
     'amd_mxgpu_sriov': amd_mxgpu_sriov,
     'nvidia_vgpu_mdev': nvidia_vgpu_mdev,
     'intel_gvtg': intel_gvtg,
+    'nvidia_sriov_vgpu': nvidia_sriov_vgpu,
+    'nvidia_mig_vgpu': nvidia_mig_vgpu,
+    'nvidia_vfio_variant': nvidia_vfio_variant,
     'single_socket_numa_unknown': single_socket_numa_unknown,
     'two_node_numa_unknown': two_node_numa_unknown,
     'no_gpu': no_gpu,

@@ -25,6 +25,17 @@ OWNED_TRAITS = re.compile(
     r'^CUSTOM_GPU_(NUMA_NODE_\d+|SOCKET_\d+|NUMA_UNKNOWN)$')
 
 
+#: NVIDIA names MIG-backed vGPU types ``<GPU>-<slices>-<GB><series>``
+#: (``A100-1-5C``), time-sliced ones ``<GPU>-<GB><series>`` (``A100-4C``).
+MIG_LABEL = re.compile(r'-\d+-\d+[A-Z]+$')
+
+
+def is_mig_backed(mtype: model.MdevType) -> bool:
+    """A MIG-backed vGPU type: each instance has its own GPU slices, so
+    its tenants are not time-sliced against each other."""
+    return bool(mtype.label and MIG_LABEL.search(mtype.label.strip()))
+
+
 def is_owned_trait(name: str) -> bool:
     """Whether ``name`` is a trait nova-gpu-ext sets (and may remove)."""
     return bool(OWNED_TRAITS.match(name))
@@ -60,6 +71,9 @@ def gpu_summary(gpu: model.GPU) -> dict:
         # Created mdevs, used or free, per type: the kernel's
         # available_instances leaves them out (decide.capacity).
         entry['mdevs_by_type'] = by_type
+        mig = sorted(t.name for t in gpu.mdev_types if is_mig_backed(t))
+        if mig:
+            entry['mig_types'] = mig
     if gpu.kind is model.GPUKind.PF:
         entry['vfs'] = gpu.sriov_numvfs or 0
     if gpu.physfn is not None:

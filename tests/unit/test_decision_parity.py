@@ -343,3 +343,47 @@ def test_resident_min_share_holds_at_scheduler_and_compute(tmp_path):
     assert not decision.ok
     assert 'already on this GPU needs at least 40.0%' in ' '.join(
         decision.reasons)
+
+
+def mig_vgpu_host(root, tenants=0):
+    """MIG-backed vGPU (NVIDIA A100, vGPU for Compute): GPU instances of
+    1 slice each, ``A100-1-5C``, one per VF (7 with the 1g.5gb layout)."""
+    fs = fake_sysfs.FakeSysfs(root)
+    fs.add_node(0, range(8), 65536, socket=0)
+    fs.add_gpu('0000:b1:00.0', fake_sysfs.NVIDIA, 0x20b0, 0, 'nvidia',
+               iommu_group=60)
+    for i, vf in enumerate(fs.add_vfs('0000:b1:00.0', 7, totalvfs=16,
+                                      driver='nvidia',
+                                      first_iommu_group=160)):
+        fs.add_mdev_type(vf, 'nvidia-699', 'NVIDIA A100-1-5C',
+                         0 if i < tenants else 1)
+        if i < tenants:
+            fs.add_mdev(vf, 'nvidia-699',
+                        uuid='d%07d-0000-4000-8000-000000000000' % i)
+    return fs
+
+
+@pytest.mark.parametrize('tenants,admitted', [(6, True), (7, False)])
+def test_mig_backed_vgpu_is_bounded_by_instances_not_time(tmp_path,
+                                                          tenants, admitted):
+    # 500 ms "slices" would allow 3 time-sliced tenants; MIG-backed ones
+    # run in parallel, so all 7 instances are usable.
+    sharing_conf.register_dynamic_opts(CONF, ['nvidia-699'])
+    CONF.set_override('slice_ms', 500, group='gpu_sharing_nvidia-699')
+    try:
+        mig_vgpu_host(str(tmp_path), tenants=tenants)
+        topology = host_facts.discover(str(tmp_path))
+        entry = host_facts.gpu_entry(topology, topology.gpu('0000:b1:00.0'))
+        assert entry['mig_types'] == ['nvidia-699']
+        facts = host_facts.gpu_facts(
+            entry, tenants, lambda t: sharing_conf.profile_for(CONF, t))
+        assert not facts.time_sliced and decide.capacity(facts) == 7
+        decision = decide.decide(decide.DecisionRequest(
+            needs=affinity.GuestNeeds(1, 1024, 'legacy')),
+            decide.HostFacts(nodes=(), gpus=(facts,)))
+        assert decision.ok is admitted
+        if not admitted:
+            assert 'all 7 instance(s) of the type are in use' in \
+                decision.reasons[0]
+    finally:
+        CONF.clear_override('slice_ms', group='gpu_sharing_nvidia-699')
