@@ -387,3 +387,35 @@ def test_mig_backed_vgpu_is_bounded_by_instances_not_time(tmp_path,
                 decision.reasons[0]
     finally:
         CONF.clear_override('slice_ms', group='gpu_sharing_nvidia-699')
+
+
+def test_rescue_of_a_resident_never_counts_itself(tmp_path):
+    """A full GPU (every instance in use): the rescue or rebuild of one of
+    its guests is admitted, a newcomer is not; a failed build's claim is
+    released."""
+    case = Case('rescue', mdev_host, 4, False)
+    mdev_host(str(tmp_path), tenants=4)
+    topology = host_facts.discover(str(tmp_path))
+    driver = FakeDriver(case, topology)
+    device = vconfig.LibvirtConfigGuestHostdevMDEV()
+    device.uuid = '11111111-2222-4333-8444-555555555555'
+    guest = types.SimpleNamespace(devices=[device])
+
+    def admit(uuid):
+        return driver.sharing_claims.admit(
+            driver, guest, types.SimpleNamespace(
+                uuid=uuid, flavor=types.SimpleNamespace(vcpus=1,
+                                                        memory_mb=1024)),
+            specs.parse({'resources:VGPU': '1'}),
+            lambda t: sharing_conf.profile_for(CONF, t), 'pack')
+
+    assert admit('resident-1')              # rescue: itself not counted
+    with pytest.raises(gpu_affinity.Refused, match='all 4 instance'):
+        admit('newcomer')
+    # A claim in flight counts until it is released.
+    driver.residents = driver.residents[:3]
+    assert admit('build-a')
+    with pytest.raises(gpu_affinity.Refused):
+        admit('build-b')
+    driver.sharing_claims.release('build-a')
+    assert admit('build-b')
