@@ -16,11 +16,12 @@ that the scheduler filter, the weigher and the driver call:
   wait against the timeout, and pack or spread;
 * :func:`nova_gpu_ext.placement.affinity.choose_render_node`.
 
-How the pieces compose for a shared GPU (mdev vGPU or VF): a physical GPU
-that cannot take one more tenant (free instance, timeout x margin,
-``max_tenants``, minimum share) is out; the others are ranked by
-``affinity.rank``; among the best tier (NUMA-local first, then the accepted
-non-local ones) the flavor's pack/spread picks the GPU. A whole GPU is the
+For a shared GPU (mdev vGPU, SR-IOV vGPU, VF) the composition is the one
+the filter and the compute call, :func:`nova_gpu_ext.placement.decide.decide`,
+fed with the same summary entries (``host_facts.gpu_entry``/``gpu_facts``):
+``affinity.rank`` of every GPU, sharing admission (free instance, timeout x
+margin, ``max_tenants``, minimum shares), then NUMA-local first and the
+flavor's pack/spread within each tier. A whole GPU is the
 first of ``affinity.rank``. The render node is picked on the chosen NUMA
 node when the guest also has a device, else where the guest fits.
 
