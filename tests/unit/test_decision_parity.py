@@ -241,7 +241,7 @@ def _flavor_specs(case):
     return extra
 
 
-def filter_admits(case, topology):
+def filter_admits(case, topology, numa_topology=None):
     driver = FakeDriver(case, topology)
     summary = gpu_driver.GPULibvirtDriver.gpu_host_summary(driver, topology)
     entry = next(g for g in summary['gpus']
@@ -253,7 +253,8 @@ def filter_admits(case, topology):
         allocation_candidates=[{'allocations': {rp: {'resources': {}}}}])
     flavor = types.SimpleNamespace(extra_specs=_flavor_specs(case), vcpus=1,
                                    memory_mb=1024)
-    spec_obj = types.SimpleNamespace(flavor=flavor, numa_topology=None)
+    spec_obj = types.SimpleNamespace(flavor=flavor,
+                                     numa_topology=numa_topology)
     flt = filters.GPUPlacementFilter()
     flt._usage = lambda rp_uuid, default: (
         case.tenants if rp_uuid == rp else 0)
@@ -419,3 +420,13 @@ def test_rescue_of_a_resident_never_counts_itself(tmp_path):
         admit('build-b')
     driver.sharing_claims.release('build-a')
     assert admit('build-b')
+
+
+@pytest.mark.parametrize('host', [c for c in CASES if not c.admitted],
+                         indirect=True,
+                         ids=[c.name for c in CASES if not c.admitted])
+def test_sharing_admission_applies_to_numa_guests(host):
+    """A guest with a NUMA topology (hw:numa_nodes) used to skip the
+    filter's sharing admission; Nova places its cells, the bound holds."""
+    case, topology = host
+    assert not filter_admits(case, topology, numa_topology=object())
