@@ -106,6 +106,20 @@ class SharingTest(base.GPUExtTestBase):
         self.assertIn('GPUPlacementFilter: host gpu-host-1 refused',
                       self.stdlog.logger.output)
 
+    def test_a_residents_min_share_holds_when_a_tenant_arrives(self):
+        self._fill(GPU1)
+        greedy = self._flavor(**{'gpu:min_share_percent': '40',
+                                 'gpu:placement': 'pack'})
+        plain = self._flavor(**{'gpu:placement': 'pack'})
+        self.assertEqual(GPU0, self.gpu_of(self._boot(greedy)))
+        self.assertEqual(GPU0, self.gpu_of(self._boot(plain)))
+        self._run_periodics()       # the compute publishes the min share
+        # A third tenant would leave the resident a third of the GPU.
+        server = self._boot(plain, state='ERROR')
+        self.assertIn('No valid host', server['fault']['message'])
+        self.assertIn('A tenant already on this GPU needs at least 40.0%',
+                      self.stdlog.logger.output)
+
     def test_restart_recovers_tenants_from_libvirt_and_placement(self):
         self._long_slices()         # three tenants per GPU at most
         flavor = self._flavor(**{'gpu:placement': 'pack'})
@@ -208,6 +222,7 @@ class SharingAcrossHostsTest(SharingTest):
     test_min_share_refused_where_it_cannot_hold = None
     test_concurrent_builds_never_share_an_mdev = None
     test_created_mdevs_freed_by_deleted_guests_are_free = None
+    test_a_residents_min_share_holds_when_a_tenant_arrives = None
     test_restart_recovers_tenants_from_libvirt_and_placement = None
 
 
