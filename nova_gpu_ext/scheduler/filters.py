@@ -20,6 +20,7 @@ from oslo_log import log as logging
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext.placement import affinity
 from nova_gpu_ext.scheduler import request as sched_request
+from nova_gpu_ext.scheduler import usage as gpu_usage
 from nova_gpu_ext.scheduler import weighers
 
 LOG = logging.getLogger(__name__)
@@ -178,7 +179,6 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         placement, which every claim updates at once (the published count
         lags until the next resource update). None for a whole GPU.
         """
-        from nova_gpu_ext.conf import sharing as sharing_conf
         from nova_gpu_ext.placement import packing
         if gpu.get('mdev_types'):
             capacity = gpu.get('used', 0) + sum(
@@ -193,26 +193,13 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         return packing.PhysicalGPULoad(
             address=gpu['addr'], numa_node=gpu.get('node'), tenants=used,
             capacity=max(capacity, used),
-            profile=sharing_conf.profile_for(CONF, type_name))
+            profile=gpu_usage.profile(type_name))
 
     @staticmethod
     def _usage(rp_uuid, default):
-        """Units in use on one physical GPU provider, from placement (VGPUs
-        of an mdev parent, VFs of a PF: all its resource classes)."""
-        try:
-            from nova import context as nova_context
-            from nova.scheduler.client import report
-            client = report.report_client_singleton()
-            response = client.get(
-                '/resource_providers/%s/usages' % rp_uuid, version='1.9',
-                global_request_id=nova_context.get_admin_context(
-                ).global_id)
-            if response:
-                return sum(response.json()['usages'].values())
-        except Exception:
-            LOG.debug('Cannot read the usage of provider %s', rp_uuid,
-                      exc_info=True)
-        return default
+        """Units in use on one physical GPU provider (VGPUs of an mdev
+        parent, VFs of a PF), from this request's provider summaries."""
+        return gpu_usage.used(rp_uuid, default)   # no placement call
 
     @staticmethod
     def _log_refusal(host_state, reasons):
