@@ -381,13 +381,15 @@ def plot(host_counts, path):
     matplotlib.use('Agg')
     from matplotlib import pyplot
     fig, ax = pyplot.subplots(figsize=(6, 4))
-    for name, label in (('upstream', 'Nova filters and weighers'),
-                        ('ours', 'the same + nova-gpu-ext')):
+    for name, label, color in (
+            ('upstream', 'Nova filters and weighers', 'tab:blue'),
+            ('ours', 'the same + nova-gpu-ext', 'tab:green')):
         medians = [1000 * statistics.median(RESULTS[n][name]['times'])
                    for n in host_counts]
         highs = [1000 * p95(RESULTS[n][name]['times']) for n in host_counts]
-        ax.plot(host_counts, medians, marker='o', label=label + ' (median)')
-        ax.plot(host_counts, highs, linestyle=':', alpha=0.6,
+        ax.plot(host_counts, medians, marker='o', color=color,
+                label=label + ' (median)')
+        ax.plot(host_counts, highs, linestyle=':', alpha=0.6, color=color,
                 label=label + ' (p95)')
     ax.set_xlabel('hosts (8 shared GPUs each)')
     ax.set_ylabel('ms per select_destinations')
