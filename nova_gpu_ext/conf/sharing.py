@@ -29,7 +29,7 @@ Public API::
 
     register_opts(conf)                  # the static [gpu_ext] options
     list_opts()                          # the same, for the generator
-    register_dynamic_opts(conf, types=None)
+    register_dynamic_opts(conf, types=None)   # each group once
     profile_for(conf, type_name) -> SharingProfile
 """
 
@@ -270,14 +270,36 @@ def register_dynamic_opts(conf: cfg.ConfigOpts,
         except (cfg.NoSuchOptError, cfg.NoSuchGroupError, AttributeError):
             pass
     for type_name in types:
-        conf.register_opts(DYNAMIC_OPTS, group=group_name(type_name))
+        _register_group(conf, group_name(type_name))
+
+
+def _register_group(conf: cfg.ConfigOpts, name: str) -> None:
+    """Register one ``[gpu_sharing_<type>]`` group unless it is there.
+
+    Every ``register_opts`` call clears oslo.config's value cache (and
+    re-registering identical options still costs that), so a group that
+    already holds our options is left alone: the check is two dictionary
+    lookups.
+    """
+    if name in conf:
+        group = conf[name]
+        if all(opt.dest in group for opt in DYNAMIC_OPTS):
+            return
+    conf.register_opts(DYNAMIC_OPTS, group=name)
 
 
 def profile_for(conf: cfg.ConfigOpts,
                 type_name: str) -> sharing.SharingProfile:
-    """The sharing profile of ``type_name``: its group over the defaults."""
-    register_dynamic_opts(conf, [type_name])
-    group = conf[group_name(type_name)]
+    """The sharing profile of ``type_name``: its group over the defaults.
+
+    Registers the type's group the first time only (never in the
+    scheduler's hot path afterwards); the scheduler calls this once per
+    type per request (``nova_gpu_ext.scheduler.usage.profile``), so option
+    changes apply from the next request.
+    """
+    name = group_name(type_name)
+    _register_group(conf, name)
+    group = conf[name]
     gpu_ext = conf.gpu_ext
 
     def pick(value, default):

@@ -21,6 +21,7 @@ from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext import host_facts
 from nova_gpu_ext.placement import affinity
 from nova_gpu_ext.scheduler import request as sched_request
+from nova_gpu_ext.scheduler import usage as gpu_usage
 from nova_gpu_ext.scheduler import weighers
 
 LOG = logging.getLogger(__name__)
@@ -97,7 +98,6 @@ class GPUPlacementFilter(filters.BaseHostFilter,
 
     def _decide(self, host_state, spec_obj, request, needs, nodes, summary):
         """Gather the host's facts, ask :func:`decide.decide`, apply it."""
-        from nova_gpu_ext.conf import sharing as sharing_conf
         from nova_gpu_ext.placement import decide
         by_provider = sched_request.gpus_by_provider(summary)
         used_by = {}
@@ -119,8 +119,8 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         facts = decide.HostFacts(
             nodes=tuple(nodes),
             gpus=tuple(host_facts.gpu_facts(
-                g, self._tenants(g), lambda t: sharing_conf.profile_for(
-                    CONF, t), g.get('min_share')) for g in gpus.values()),
+                g, self._tenants(g), gpu_usage.profile,
+                g.get('min_share')) for g in gpus.values()),
             render_nodes=tuple(affinity.RenderSlot(
                 r['name'], r.get('path', ''), r.get('node'),
                 r.get('guests', 0), limit)
@@ -170,22 +170,9 @@ class GPUPlacementFilter(filters.BaseHostFilter,
 
     @staticmethod
     def _usage(rp_uuid, default):
-        """Units in use on one physical GPU provider, from placement (VGPUs
-        of an mdev parent, VFs of a PF: all its resource classes)."""
-        try:
-            from nova import context as nova_context
-            from nova.scheduler.client import report
-            client = report.report_client_singleton()
-            response = client.get(
-                '/resource_providers/%s/usages' % rp_uuid, version='1.9',
-                global_request_id=nova_context.get_admin_context(
-                ).global_id)
-            if response:
-                return sum(response.json()['usages'].values())
-        except Exception:
-            LOG.debug('Cannot read the usage of provider %s', rp_uuid,
-                      exc_info=True)
-        return default
+        """Units in use on one physical GPU provider (VGPUs of an mdev
+        parent, VFs of a PF), from this request's provider summaries."""
+        return gpu_usage.used(rp_uuid, default)   # no placement call
 
     @staticmethod
     def _log_refusal(host_state, reasons):

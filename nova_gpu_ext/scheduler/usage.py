@@ -1,0 +1,186 @@
+"""Per-GPU usage and sharing profiles for one scheduling request.
+
+Layer rule: adapter (scheduler side). GPUPlacementFilter needs, for each
+physical GPU of each candidate host, the units in use (VGPUs of an mdev
+parent, VFs of a PF) and the type's sharing profile. Both are taken here
+once per scheduling request, without a placement call and without reading
+options per candidate:
+
+* Usage comes from the ``provider_summaries`` that
+  ``GET /allocation_candidates`` returned to the scheduler for this very
+  request (``used`` of every resource class of every provider in the
+  candidates' trees). Nova 34 does not hand them to filters, so
+  :func:`install` wraps ``SchedulerReportClient.get_allocation_candidates``
+  to keep the summaries it returns for the thread that asked (the scheduler
+  runs ``select_destinations`` - candidates, filters, weighers, claims - in
+  one thread or greenthread).
+* Multi-create: a request for N instances fetches candidates once and then
+  filters and claims N times. The wrapped ``claim_resources`` adds each
+  successful claim of this request to the usage the next instance sees, so
+  the same GPU is counted once per tenant placed on it.
+* Profiles (:func:`profile`) are read from CONF once per type per request.
+
+Without summaries for the current request (Nova changed, or the wrapper
+was bypassed) the filter gets the count the compute published, which lags
+until its next resource update; the compute's own admission stays the last
+word (documented in doc/source/admin/scheduler-cost.rst and pinned by
+tests/unit/test_scheduler_usage.py).
+
+Public API::
+
+    install()                          # idempotent; done at import
+    used(rp_uuid, default) -> int      # units in use on a GPU provider
+    profile(type_name) -> SharingProfile
+    current() -> RequestUsage | None   # the request's view, for tests
+"""
+
+import collections
+import functools
+import threading
+
+from nova.scheduler.client import report
+from oslo_log import log as logging
+
+LOG = logging.getLogger(__name__)
+
+_local = threading.local()
+_MARK = '_gpu_ext_usage_hook'
+
+
+class RequestUsage(object):
+    """What one scheduling request knows about GPU usage."""
+
+    def __init__(self, request_id, summaries):
+        self.request_id = request_id
+        self.summaries = [summaries]     # newest last
+        self.claimed = collections.Counter()
+        self.profiles = {}
+        self._used = {}
+
+    def add_summaries(self, summaries):
+        self.summaries.append(summaries)
+        self._used.clear()
+
+    def summary_used(self, rp_uuid):
+        """Units in use on ``rp_uuid`` when the candidates were fetched
+        (all its resource classes), or None if no summary names it."""
+        try:
+            return self._used[rp_uuid]
+        except KeyError:
+            pass
+        value = None
+        for summaries in reversed(self.summaries):
+            summary = summaries.get(rp_uuid)
+            if summary is not None:
+                value = sum(int(r.get('used') or 0) for r in
+                            (summary.get('resources') or {}).values())
+                break
+        self._used[rp_uuid] = value
+        return value
+
+    def add_claim(self, alloc_request):
+        for rp_uuid, alloc in (alloc_request.get('allocations')
+                               or {}).items():
+            self.claimed[rp_uuid] += sum(
+                int(v or 0) for v in (alloc.get('resources') or {}).values())
+
+
+def current():
+    """The usage view of the request this thread is scheduling, or None."""
+    return getattr(_local, 'usage', None)
+
+
+def _request_id(context):
+    return getattr(context, 'global_id', None) or getattr(
+        context, 'request_id', None)
+
+
+def _record_candidates(context, result):
+    if not result or result[1] is None:
+        return
+    summaries = result[1]
+    state = current()
+    request_id = _request_id(context)
+    if (state is not None and request_id is not None and
+            state.request_id == request_id and not state.claimed):
+        # The second query of the same request (Nova's VCPU fallback for
+        # pinned CPUs): Nova merges both summaries, so do we.
+        state.add_summaries(summaries)
+    else:
+        _local.usage = RequestUsage(request_id, summaries)
+
+
+def _record_claim(alloc_request, ok):
+    state = current()
+    if ok and state is not None and alloc_request:
+        state.add_claim(alloc_request)
+
+
+def install():
+    """Wrap the report client's two scheduler calls (once)."""
+    cls = report.SchedulerReportClient
+    candidates = cls.get_allocation_candidates
+    if not getattr(candidates, _MARK, False):
+        @functools.wraps(candidates)
+        def get_allocation_candidates(self, context, resources):
+            result = candidates(self, context, resources)
+            try:
+                _record_candidates(context, result)
+            except Exception:   # never break scheduling over our view
+                LOG.debug('Cannot keep the provider summaries',
+                          exc_info=True)
+            return result
+        setattr(get_allocation_candidates, _MARK, True)
+        cls.get_allocation_candidates = get_allocation_candidates
+
+    claim = cls.claim_resources
+    if not getattr(claim, _MARK, False):
+        @functools.wraps(claim)
+        def claim_resources(self, context, consumer_uuid, alloc_request,
+                            *args, **kwargs):
+            ok = claim(self, context, consumer_uuid, alloc_request,
+                       *args, **kwargs)
+            try:
+                _record_claim(alloc_request, ok)
+            except Exception:
+                LOG.debug('Cannot count the claim of %s', consumer_uuid,
+                          exc_info=True)
+            return ok
+        setattr(claim_resources, _MARK, True)
+        cls.claim_resources = claim_resources
+
+
+def used(rp_uuid, default):
+    """Units in use on one physical GPU provider for this request.
+
+    Placement's figure when the candidates were fetched, plus what this
+    request claimed since (multi-create); ``default`` (the count the
+    compute published) when this request has no summary of the provider.
+    """
+    state = current()
+    if state is None:
+        return default
+    base = state.summary_used(rp_uuid)
+    if base is None:
+        LOG.debug('No provider summary of %s in this request; using the '
+                  'count the compute published', rp_uuid)
+        base = default
+    return base + state.claimed.get(rp_uuid, 0)
+
+
+def profile(type_name):
+    """The sharing profile of ``type_name``, read once per request."""
+    from nova_gpu_ext import conf as gpu_conf
+    from nova_gpu_ext.conf import sharing as sharing_conf
+    state = current()
+    if state is None:
+        return sharing_conf.profile_for(gpu_conf.CONF, type_name)
+    try:
+        return state.profiles[type_name]
+    except KeyError:
+        value = state.profiles[type_name] = sharing_conf.profile_for(
+            gpu_conf.CONF, type_name)
+        return value
+
+
+install()
