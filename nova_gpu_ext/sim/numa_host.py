@@ -1,0 +1,115 @@
+"""Small NUMA hosts for the NUMA-books tests, and a ledger read from XML.
+
+Layer rule: simulation. One :class:`NumaHost` drives both views of a host
+(Nova's fakelibvirt and the fake sysfs nova-gpu-ext reads), so they cannot
+disagree: fakelibvirt numbers CPUs cell by cell (``cores * threads`` per
+cell) and splits memory evenly, and the sysfs tree is written the same way.
+
+:func:`committed_mb` reads what a host's guests have committed per host
+node from the domain XML the driver defined: strict ``<numatune><memory>``
+bindings of guests without NUMA cells, and each guest NUMA cell's memory on
+the host node its ``<memnode>`` names.
+"""
+
+import dataclasses
+
+from lxml import etree
+
+from nova_gpu_ext.sim import samplehost
+
+
+@dataclasses.dataclass(frozen=True)
+class NumaHost:
+    nodes: int = 2
+    cores: int = 2
+    threads: int = 2
+    memory_mb_per_node: int = 8192
+    gpus: tuple = ()
+
+    @property
+    def cpus_per_node(self):
+        return self.cores * self.threads
+
+    def host_info(self):
+        from nova.tests.fixtures import libvirt as fakelibvirt
+        return fakelibvirt.HostInfo(
+            cpu_nodes=self.nodes, cpu_sockets=1, cpu_cores=self.cores,
+            cpu_threads=self.threads,
+            kB_mem=self.nodes * self.memory_mb_per_node * 1024)
+
+    def pci_info(self):
+        return samplehost.pci_info(self.gpus)
+
+    def write_sysfs(self, root):
+        from nova_gpu_ext.topology import fake_sysfs
+        per = self.cpus_per_node
+        return fake_sysfs.build_from_description(
+            root,
+            nodes=[dict(id=n, socket=n // 2 if self.nodes > 2 else n,
+                        cpus=list(range(n * per, (n + 1) * per)),
+                        memory_mb=self.memory_mb_per_node)
+                   for n in range(self.nodes)],
+            gpus=[dict(address=g.address, vendor=g.vendor, device=g.product,
+                       numa_node=g.numa_node, driver=g.driver,
+                       mdev_types=({'nvidia-11': 16} if g.mdev else {}),
+                       render_node=g.render_node or None)
+                  for g in self.gpus])
+
+    def start(self, test, hostname):
+        """Start a compute running our driver on this host."""
+        root = test.build_sysfs(None)
+        self.write_sysfs(root)
+        test.flags(sysfs_root=root, group='gpu_ext')
+        test.sysfs_root = root
+        return test.start_compute(
+            hostname, host_info=self.host_info(), pci_info=self.pci_info())
+
+
+#: The host of issue 10: two nodes of 8 GiB, both vGPU GPUs on node 1.
+ISSUE_10 = NumaHost(gpus=(
+    samplehost.SampleGPU(bus=0x81, slot=0, numa_node=1, mdev=True),
+    samplehost.SampleGPU(bus=0x82, slot=0, numa_node=1, mdev=True),
+))
+
+
+def _kib(element):
+    value = int(element.text if element.text is not None else
+                element.get('memory'))
+    unit = element.get('unit', 'KiB')
+    return value // 1024 if unit == 'KiB' else value
+
+
+def guest_commitment(xml):
+    """{host node: MiB} one domain commits, and 'cells' or 'strict'/None."""
+    root = etree.fromstring(xml.encode() if isinstance(xml, str) else xml)
+    cells = root.findall('./cpu/numa/cell')
+    out = {}
+    if cells:
+        memnodes = {m.get('cellid'): m.get('nodeset')
+                    for m in root.iterfind('./numatune/memnode')}
+        for cell in cells:
+            nodeset = memnodes.get(cell.get('id'))
+            if nodeset is None or not nodeset.isdigit():
+                continue
+            mem = int(cell.get('memory'))
+            unit = cell.get('unit', 'KiB')
+            mib = mem // 1024 if unit == 'KiB' else mem
+            out[int(nodeset)] = out.get(int(nodeset), 0) + mib
+        return out, 'cells'
+    memory = root.find('./numatune/memory')
+    if memory is not None and memory.get('mode') == 'strict' and \
+            (memory.get('nodeset') or '').isdigit():
+        total = root.find('./memory')
+        mib = int(total.text) // 1024 if total.get(
+            'unit', 'KiB') == 'KiB' else int(total.text)
+        return {int(memory.get('nodeset')): mib}, 'strict'
+    return {}, None
+
+
+def committed_mb(xmls):
+    """{host node: MiB committed} over the domain XMLs of a host."""
+    out = {}
+    for xml in xmls:
+        for node, mib in guest_commitment(xml)[0].items():
+            out[node] = out.get(node, 0) + mib
+    return out
