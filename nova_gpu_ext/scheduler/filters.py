@@ -19,6 +19,7 @@ from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext.placement import affinity
+from nova_gpu_ext.scheduler import numa_candidates
 from nova_gpu_ext.scheduler import request as sched_request
 from nova_gpu_ext.scheduler import weighers
 
@@ -94,6 +95,12 @@ class GPUPlacementFilter(filters.BaseHostFilter,
                     spec_obj):
                 self._log_refusal(host_state, reasons)
                 return False
+        if request.wants_devices and has_numa and not \
+                numa_candidates.filter_candidates(
+                    self, host_state, spec_obj, request, policy, summary,
+                    reasons):
+            self._log_refusal(host_state, reasons)
+            return False
         if request.wants_render_node:
             limit = CONF.gpu_ext.render_node_max_guests
             slots = [affinity.RenderSlot(

@@ -31,6 +31,7 @@ from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext import host_facts
 from nova_gpu_ext import specs
 from nova_gpu_ext.virt import gpu_affinity
+from nova_gpu_ext.virt import numa_claim
 from nova_gpu_ext.virt import tweaks
 
 LOG = logging.getLogger(__name__)
@@ -60,6 +61,12 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         # from the last update_provider_tree (published in the stats so
         # the scheduler can map allocation candidates to GPUs).
         self._gpu_provider_uuids = {}
+        # GPU guests' NUMA cells are claimed by Nova's resource tracker.
+        numa_claim.install()
+
+    def gpu_numa_plan(self, claim):
+        """How Nova's claim fits this guest's NUMA cells (or None)."""
+        return numa_claim.plan(self, claim)
 
     # -- host facts ---------------------------------------------------------
 
