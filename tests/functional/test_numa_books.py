@@ -103,3 +103,22 @@ class NumaBooksTest(base.GPUExtTestBase):
 
     def test_numa_vgpu_guest_cell_on_gpu_node_required(self):
         self._numa_vgpu('required')
+
+    def test_numa_vgpu_guest_when_the_gpu_node_is_full(self):
+        # Node 1 (both GPUs) holds 6 GiB of bound guests: a 4 GiB NUMA vGPU
+        # guest is refused by the scheduler under required (no reschedule:
+        # the compute never sees it) and gets node 0 under preferred.
+        gpu = self._vgpu(3072, 'required')
+        servers = [self._boot(gpu), self._boot(gpu)]
+        required = self._boot(self._vgpu(4096, 'required',
+                                         **{'hw:numa_nodes': '1'}))
+        self.assertEqual('ERROR', required['status'])
+        self.assertIn('No valid host', required['fault']['message'])
+        self.assertNotIn(required['id'], self.defined_xml)
+        self.assertIn('no NUMA cell of the guest fits on GPU node 1',
+                      self.stdlog.logger.output)
+        preferred = self._boot(self._vgpu(4096, 'preferred',
+                                          **{'hw:numa_nodes': '1'}))
+        self.assertEqual('ACTIVE', preferred['status'])
+        self.assertEqual([0], self.cell_nodes(preferred))
+        self.assert_no_node_overcommitted(servers + [preferred])
