@@ -51,10 +51,10 @@ def node_capacities(host_state, summary):
     ram_ratio = getattr(host_state, 'ram_allocation_ratio', 1.0) or 1.0
     out = []
     for cell in cells:
-        cpus = len(cell.cpuset) * ratio + len(getattr(cell, 'pcpuset', ())
-                                              or ())
-        used_cpus = cell.cpu_usage + len(getattr(cell, 'pinned_cpus', ())
-                                         or ())
+        # The guests sized here float over the shared CPUs (``cpuset``);
+        # pinned guests' CPUs (``pcpuset``) are not theirs.
+        cpus = len(cell.cpuset) * ratio
+        used_cpus = cell.cpu_usage
         memory = int(cell.memory * ram_ratio)
         out.append(affinity.NodeCapacity(
             id=cell.id, socket=sockets.get(cell.id),

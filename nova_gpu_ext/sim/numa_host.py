@@ -2,8 +2,9 @@
 
 Layer rule: simulation. One :class:`NumaHost` drives both views of a host
 (Nova's fakelibvirt and the fake sysfs nova-gpu-ext reads), so they cannot
-disagree: fakelibvirt numbers CPUs cell by cell (``cores * threads`` per
-cell) and splits memory evenly, and the sysfs tree is written the same way.
+disagree: fakelibvirt numbers cells socket by socket and CPUs cell by cell
+(``cores * threads`` per cell), splits memory evenly, and the sysfs tree is
+written the same way (node ``n`` on socket ``n // nodes_per_socket``).
 
 :func:`committed_mb` reads what a host's guests have committed per host
 node from the domain XML the driver defined: strict ``<numatune><memory>``
@@ -20,11 +21,19 @@ from nova_gpu_ext.sim import samplehost
 
 @dataclasses.dataclass(frozen=True)
 class NumaHost:
-    nodes: int = 2
+    sockets: int = 2
+    nodes_per_socket: int = 1
     cores: int = 2
     threads: int = 2
     memory_mb_per_node: int = 8192
     gpus: tuple = ()
+
+    @property
+    def nodes(self):
+        return self.sockets * self.nodes_per_socket
+
+    def socket_of(self, node):
+        return node // self.nodes_per_socket
 
     @property
     def cpus_per_node(self):
@@ -33,7 +42,8 @@ class NumaHost:
     def host_info(self):
         from nova.tests.fixtures import libvirt as fakelibvirt
         return fakelibvirt.HostInfo(
-            cpu_nodes=self.nodes, cpu_sockets=1, cpu_cores=self.cores,
+            cpu_nodes=self.nodes_per_socket, cpu_sockets=self.sockets,
+            cpu_cores=self.cores,
             cpu_threads=self.threads,
             kB_mem=self.nodes * self.memory_mb_per_node * 1024)
 
@@ -45,7 +55,7 @@ class NumaHost:
         per = self.cpus_per_node
         return fake_sysfs.build_from_description(
             root,
-            nodes=[dict(id=n, socket=n // 2 if self.nodes > 2 else n,
+            nodes=[dict(id=n, socket=self.socket_of(n),
                         cpus=list(range(n * per, (n + 1) * per)),
                         memory_mb=self.memory_mb_per_node)
                    for n in range(self.nodes)],
