@@ -20,7 +20,7 @@ CONF = nova.conf.CONF
 HOST = numa_host.ISSUE_10
 
 
-class NumaBooksTest(base.GPUExtTestBase):
+class _NumaBooksBase(base.GPUExtTestBase):
 
     sysfs_sample = None
     # What a NUMA cloud runs (not in Nova's default enabled_filters).
@@ -71,6 +71,10 @@ class NumaBooksTest(base.GPUExtTestBase):
     def cell_nodes(self, server):
         return sorted(numa_host.guest_commitment(
             self.domain_xml(server))[0])
+
+
+
+class NumaBooksTest(_NumaBooksBase):
 
     def test_required_vgpu_guests_never_overcommit_their_gpu_node(self):
         flavor = self._vgpu(3072, 'required')
@@ -125,3 +129,36 @@ class NumaBooksTest(base.GPUExtTestBase):
         self.assertEqual('ACTIVE', preferred['status'])
         self.assertEqual([0], self.cell_nodes(preferred))
         self.assert_no_node_overcommitted(servers + [preferred])
+
+
+class UpgradedGuestTest(_NumaBooksBase):
+    """A guest bound the old way (strict ``<numatune>``, no NUMA topology)
+    keeps its binding and is re-accounted by the claim of its next move."""
+
+    def test_old_way_guest_gets_its_cell_on_cold_migration(self):
+        driver = type(self.compute.driver)
+        planner = driver.__dict__['gpu_numa_plan']
+        self.stub_out('%s.%s.gpu_numa_plan' % (driver.__module__,
+                                               driver.__name__),
+                      lambda self, claim: None)
+        server = self._boot(self._vgpu(3072, 'required'))
+        self.assertEqual('ACTIVE', server['status'])
+        ctxt = nova_context.get_admin_context()
+        instance = objects.Instance.get_by_uuid(ctxt, server['id'])
+        self.assertIsNone(instance.numa_topology)       # the old way
+        self.assertEqual(({1: 3072}, 'strict'), numa_host.guest_commitment(
+            self.domain_xml(server)))
+        # After the upgrade (the claim hook active) and a cold migration:
+        self.stub_out('%s.%s.gpu_numa_plan' % (driver.__module__,
+                                               driver.__name__),
+                      planner)
+        HOST.start(self, 'numa-host-2')
+        self._run_periodics()
+        self.flags(allow_resize_to_same_host=False)
+        server = self._migrate_server(server)
+        self.assertEqual('numa-host-2', server['OS-EXT-SRV-ATTR:host'])
+        self._confirm_resize(server)
+        instance = objects.Instance.get_by_uuid(ctxt, server['id'])
+        self.assertEqual([1], [c.id for c in instance.numa_topology.cells])
+        self.assertEqual(({1: 3072}, 'cells'), numa_host.guest_commitment(
+            self.domain_xml(server)))
