@@ -175,7 +175,8 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         host_state.allocation_candidates = sorted(kept, key=sort_key)
         # For GPUAffinityWeigher, tagged with the request it belongs to.
         weighers.record_score(host_state, 'gpu_ext_fit', spec_obj,
-                              affinity.host_score(accepted))
+                              affinity.host_score(accepted, tightness=not (
+                                  loads and strategy == 'spread')))
         return bool(kept)
 
     def _shared_load(self, gpu):

@@ -7,16 +7,16 @@ disagree: fakelibvirt numbers cells socket by socket and CPUs cell by cell
 written the same way (node ``n`` on socket ``n // nodes_per_socket``).
 
 :func:`committed_mb` reads what a host's guests have committed per host
-node from the domain XML the driver defined: strict ``<numatune><memory>``
+node from the domain XML the driver defined
+(:mod:`nova_gpu_ext.topology.domain_usage`): strict ``<numatune><memory>``
 bindings of guests without NUMA cells, and each guest NUMA cell's memory on
 the host node its ``<memnode>`` names.
 """
 
 import dataclasses
 
-from lxml import etree
-
 from nova_gpu_ext.sim import samplehost
+from nova_gpu_ext.topology import domain_usage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,38 +82,13 @@ ISSUE_10 = NumaHost(gpus=(
 ))
 
 
-def _kib(element):
-    value = int(element.text if element.text is not None else
-                element.get('memory'))
-    unit = element.get('unit', 'KiB')
-    return value // 1024 if unit == 'KiB' else value
-
-
 def guest_commitment(xml):
-    """{host node: MiB} one domain commits, and 'cells' or 'strict'/None."""
-    root = etree.fromstring(xml.encode() if isinstance(xml, str) else xml)
-    cells = root.findall('./cpu/numa/cell')
-    out = {}
-    if cells:
-        memnodes = {m.get('cellid'): m.get('nodeset')
-                    for m in root.iterfind('./numatune/memnode')}
-        for cell in cells:
-            nodeset = memnodes.get(cell.get('id'))
-            if nodeset is None or not nodeset.isdigit():
-                continue
-            mem = int(cell.get('memory'))
-            unit = cell.get('unit', 'KiB')
-            mib = mem // 1024 if unit == 'KiB' else mem
-            out[int(nodeset)] = out.get(int(nodeset), 0) + mib
-        return out, 'cells'
-    memory = root.find('./numatune/memory')
-    if memory is not None and memory.get('mode') == 'strict' and \
-            (memory.get('nodeset') or '').isdigit():
-        total = root.find('./memory')
-        mib = int(total.text) // 1024 if total.get(
-            'unit', 'KiB') == 'KiB' else int(total.text)
-        return {int(memory.get('nodeset')): mib}, 'strict'
-    return {}, None
+    """({host node: MiB}, kind) one domain commits; kind is 'cells',
+    'strict' or None (a ``preferred`` binding commits nothing)."""
+    use = domain_usage.guest_use(xml)
+    if use.kind not in ('cells', 'strict'):
+        return {}, None
+    return {node: mib for node, (_cpus, mib) in use.nodes.items()}, use.kind
 
 
 def committed_mb(xmls):

@@ -73,7 +73,6 @@ class _NumaBooksBase(base.GPUExtTestBase):
             self.domain_xml(server))[0])
 
 
-
 class NumaBooksTest(_NumaBooksBase):
 
     def test_required_vgpu_guests_never_overcommit_their_gpu_node(self):

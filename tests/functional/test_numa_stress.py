@@ -101,9 +101,9 @@ class _Stress:
         out = []
         for src in root.iterfind("./devices/hostdev[@type='pci']/source/"
                                  "address"):
+            keys = ('domain', 'bus', 'slot', 'function')
             address = '%04x:%02x:%02x.%x' % tuple(
-                int(src.get(k), 16) for k in ('domain', 'bus', 'slot',
-                                               'function'))
+                int(src.get(k), 16) for k in keys)
             out += [g.numa_node for g in self.HOST.gpus
                     if g.address == address]
         return out

@@ -195,7 +195,8 @@ def test_pin_scheduler_limits_and_consume():
     consume = inspect.getsource(
         host_manager.HostState._locked_consume_from_request)
     assert 'if self.numa_topology and spec_obj.numa_topology:' in consume
-    update = inspect.getsource(host_manager.HostState._update_from_compute_node)
+    update = inspect.getsource(
+        host_manager.HostState._update_from_compute_node)
     for name in ('self.numa_topology', 'self.cpu_allocation_ratio',
                  'self.ram_allocation_ratio'):
         assert name in update
@@ -231,3 +232,11 @@ def test_install_is_idempotent_and_falls_back_to_upstream(monkeypatch):
     fake = type('C', (), {'tracker': Tracker(), 'instance': None})()
     assert wrapped(fake, 'cn', 'lim') == 'upstream'
     assert calls == [('cn', 'lim')]
+
+
+def test_host_score_without_tightness_for_spread_tenants():
+    from nova_gpu_ext.placement import affinity as a
+    nodes = [a.NodeCapacity(0, 0, 8, 2048, 8, 8192)]
+    accepted, _ = a.rank(a.GuestNeeds(1, 1024), [a.GPUSlot('g', 0)], nodes)
+    assert a.host_score(accepted) > 1.0
+    assert a.host_score(accepted, tightness=False) == 1.0
