@@ -240,3 +240,20 @@ def test_host_score_without_tightness_for_spread_tenants():
     accepted, _ = a.rank(a.GuestNeeds(1, 1024), [a.GPUSlot('g', 0)], nodes)
     assert a.host_score(accepted) > 1.0
     assert a.host_score(accepted, tightness=False) == 1.0
+
+
+def test_scheduler_node_capacities_use_novas_cells_and_ratios():
+    from nova_gpu_ext.scheduler import request as sched_request
+    topology = host(used={1: 6144})
+    topology.cells[1].cpu_usage = 4
+    state = type('HS', (), {'numa_topology': topology,
+                            'cpu_allocation_ratio': 4.0,
+                            'ram_allocation_ratio': 1.0})()
+    nodes = {n.id: n for n in sched_request.node_capacities(
+        state, {'nodes': [{'id': 0, 'socket': 0}, {'id': 1, 'socket': 1}]})}
+    assert nodes[1].free_memory_mb == 2048
+    assert nodes[1].free_cpus == 16 - 4
+    assert nodes[0].free_memory_mb == 8192 and nodes[1].socket == 1
+    state.ram_allocation_ratio = 1.5
+    nodes = sched_request.node_capacities(state, {'nodes': []})
+    assert nodes[1].free_memory_mb == 12288 - 6144
