@@ -74,6 +74,10 @@ Metrics:
   a free device of the kind (a whole GPU, an mdev instance; any render
   node) AND host-level free vCPUs and memory for the guest, i.e. placement
   alone (no NUMA) would have found a host;
+* node overcommit events: placements after which a node has more vCPUs or
+  memory bound to it (NUMA cells and nova-gpu-ext bindings, both counted
+  per node as Nova's books count them since issue 10) than it has (target
+  0);
 * filter time per host: ours, the core calls per host (building the
   NodeCapacity/GPUSlot/load inputs from the host state included), timed
   for every host evaluation; upstream, Nova's real
@@ -199,6 +203,9 @@ class Stats:
     nova_numa_s: float = 0.0
     agree: int = 0
     agree_checked: int = 0
+    #: placements after which a node had more CPUs or memory bound to it
+    #: (NUMA cells and strict/preferred bindings, both kinds) than it has
+    node_overcommits: int = 0
 
     @property
     def not_local(self) -> int:
@@ -415,6 +422,10 @@ def simulate(scheduler: str, workload: list[Request], hosts: int,
         host, (device, node), _score = passing[best]
         placement = Placement(host, device, node, req.vcpus, req.memory_mb)
         _place(placement, +1)
+        if node is not None and (
+                host.mem_used[node] > MEM_PER_NODE or
+                host.cpus_used[node] > CPUS_PER_NODE):
+            stats.node_overcommits += 1
         heapq.heappush(live, (req.leaves, req.id, placement))
         stats.placed += 1
         if node is None:
@@ -516,6 +527,7 @@ COLUMNS = (
     ('refused', lambda s: s.refused, '%d'),
     ('refused while capacity existed', lambda s: s.refused_with_capacity,
      '%d'),
+    ('node overcommit events', lambda s: s.node_overcommits, '%d'),
     ('filter time/host (us)', lambda s: s.filter_us, '%.1f'),
 )
 
@@ -574,6 +586,8 @@ def run(args: argparse.Namespace, lifetime: float) -> bool:
          req.refused_with_capacity <= up.refused_with_capacity),
         ('preferred: refused while capacity existed <= upstream',
          pref.refused_with_capacity <= up.refused_with_capacity),
+        ('no node overcommit event (ours, every guest counted per node)',
+         req.node_overcommits == 0 and pref.node_overcommits == 0),
         ("ours' filter time/host <= 2x Nova's NUMATopologyFilter",
          max(req.filter_us, pref.filter_us) <= 2 * up.nova_us),
     ]

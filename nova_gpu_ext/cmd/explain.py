@@ -83,6 +83,12 @@ def register(subparsers):
     parser.add_argument('--used-memory-mb', metavar='NODE=M|all', nargs='+',
                         action='extend', default=[],
                         help='memory (MiB) already used on a NUMA node')
+    parser.add_argument('--domain-xml', metavar='PATH', nargs='+',
+                        action='extend', default=[],
+                        help='domain XML of the guests on the host (files '
+                             'or directories of *.xml, e.g. from virsh '
+                             'dumpxml): their NUMA cells and old-style '
+                             'node bindings count as used per node')
     parser.add_argument('--tenants', metavar='PCI|RENDER=N', nargs='+',
                         action='extend', default=[],
                         help='guests already on a physical GPU (by PCI '
@@ -154,7 +160,8 @@ def explain(topology, extra_specs, request, args, conf):
                        '[gpu_ext] sharing_default_placement')
     min_share = request.min_share
     needs = affinity.GuestNeeds(args.vcpus, args.memory_mb, policy)
-    nodes = _node_capacities(topology, args)
+    node_usage = _domain_usage(args)
+    nodes = _node_capacities(topology, args, node_usage)
     result = {
         'request': {
             'extra_specs': dict(extra_specs),
@@ -165,6 +172,7 @@ def explain(topology, extra_specs, request, args, conf):
             'numa_affinity_policy_source': policy_source,
         },
         'nodes': [dataclasses.asdict(n) for n in nodes],
+        'node_usage': {str(k): v for k, v in sorted(node_usage.items())},
         'gpus': [],
         'shared_gpus': [],
         'decision': None,
@@ -241,9 +249,25 @@ def _policy(request, extra_specs, kind, conf):
     return conf.gpu_ext.numa_affinity_policy, '[gpu_ext] numa_affinity_policy'
 
 
-def _node_capacities(topology, args):
+def _domain_usage(args):
+    """Per-node usage of the guests in ``--domain-xml`` (issue 10)."""
+    from nova_gpu_ext.topology import domain_usage
+    paths = getattr(args, 'domain_xml', None) or []
+    try:
+        return domain_usage.node_usage(domain_usage.read_documents(paths))
+    except OSError as exc:
+        raise UsageError('--domain-xml: %s' % exc)
+
+
+def _node_capacities(topology, args, node_usage=None):
     used_cpus = _pairs(args.used_cpus, '--used-cpus', _int_or_all)
     used_mem = _pairs(args.used_memory_mb, '--used-memory-mb', _int_or_all)
+    for node, row in (node_usage or {}).items():
+        for used, add in ((used_cpus, row['cells_vcpus'] +
+                           row['bound_vcpus']),
+                          (used_mem, row['cells_mb'] + row['bound_mb'])):
+            if used.get(str(node)) != 'all':
+                used[str(node)] = used.get(str(node), 0) + add
     known = {str(n.id) for n in topology.numa_nodes}
     for key in list(used_cpus) + list(used_mem):
         if key not in known:
@@ -558,6 +582,15 @@ def render_table(result):
           '%g/%d' % (n['free_cpus'], n['total_cpus']),
           '%d/%d' % (n['free_memory_mb'], n['total_memory_mb']))
          for n in result['nodes']]))
+    if result.get('node_usage'):
+        parts.append('\nCommitted per NUMA node by the guests\' domain XML '
+                     '(cells: in Nova\'s books; bound: old-style binding)\n')
+        parts.append(_table(
+            ('node', 'guests', 'cells MiB/vCPUs', 'bound MiB/vCPUs'),
+            [(node, row['guests'],
+              '%d/%d' % (row['cells_mb'], row['cells_vcpus']),
+              '%d/%d' % (row['bound_mb'], row['bound_vcpus']))
+             for node, row in sorted(result['node_usage'].items())]))
     if result['shared_gpus']:
         parts.append('\nShared physical GPUs (time-sliced)\n')
         parts.append(_table(

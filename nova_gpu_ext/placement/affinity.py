@@ -183,12 +183,18 @@ def rank(needs: GuestNeeds, gpus: Iterable[GPUSlot],
     return accepted, refused
 
 
-def host_score(accepted: Sequence[NodeChoice]) -> float:
-    """For the weigher: 0 nothing local, up to 2 for a tight local fit."""
+def host_score(accepted: Sequence[NodeChoice],
+               tightness: bool = True) -> float:
+    """For the weigher: 0 nothing local, up to 2 for a tight local fit.
+
+    ``tightness`` False (tenants spread over shared GPUs): NUMA-local only,
+    so that a fuller node, now that every GPU guest is counted per node,
+    does not pull spread tenants onto the same host."""
     if not accepted:
         return 0.0
     best = accepted[0]
-    return (1.0 if best.local else 0.0) + best.tightness
+    return (1.0 if best.local else 0.0) + (
+        best.tightness if tightness else 0.0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -278,7 +278,10 @@ def _devices(request: DecisionRequest, gpus: Sequence[GPUFacts],
             verdicts[a] = GPUVerdict(a, ACCEPTED, c.reason, c.node,
                                      c.binding, c.local, load, admission)
     kept = [c for c in accepted if c.gpu.address in ranking]
-    fit_score = affinity.host_score(kept)
+    # Spread tenants of shared GPUs: NUMA-local only, so that a fuller node
+    # (every GPU guest is counted per node) does not pull them together.
+    fit_score = affinity.host_score(kept, tightness=not (
+        loads and request.strategy == packing.SPREAD))
     if not ranking and not reasons:
         reasons.append('no GPU fits the request')
     return ranking, verdicts, reasons, fit_score, share_score, sharing_reason

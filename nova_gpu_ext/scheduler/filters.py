@@ -20,6 +20,7 @@ from oslo_log import log as logging
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext import host_facts
 from nova_gpu_ext.placement import affinity
+from nova_gpu_ext.scheduler import numa_candidates
 from nova_gpu_ext.scheduler import request as sched_request
 from nova_gpu_ext.scheduler import usage as gpu_usage
 from nova_gpu_ext.scheduler import weighers
@@ -87,14 +88,25 @@ class GPUPlacementFilter(filters.BaseHostFilter,
             (flavor.extra_specs or {}).get('hw:pci_numa_affinity_policy'),
             bool(request.pci_aliases), CONF.gpu_ext.numa_affinity_policy)
         has_numa = getattr(spec_obj, 'numa_topology', None) is not None
+        gpu_policy = policy
         if has_numa:
             # Nova's NUMA fitting places the cells of a guest with a NUMA
-            # topology; sharing admission and pack/spread still apply.
+            # topology (steered to the GPU's node by numa_candidates);
+            # sharing admission and pack/spread still apply.
             policy = 'legacy'
         needs = affinity.GuestNeeds(flavor.vcpus, flavor.memory_mb, policy)
         nodes = sched_request.node_capacities(host_state, summary)
-        return self._decide(host_state, spec_obj, request, needs, nodes,
-                            summary)
+        if not self._decide(host_state, spec_obj, request, needs, nodes,
+                            summary):
+            return False
+        reasons = []
+        if request.wants_devices and has_numa and not \
+                numa_candidates.filter_candidates(
+                    self, host_state, spec_obj, request, gpu_policy, summary,
+                    reasons):
+            self._log_refusal(host_state, reasons)
+            return False
+        return True
 
     def _decide(self, host_state, spec_obj, request, needs, nodes, summary):
         """Gather the host's facts, ask :func:`decide.decide`, apply it."""

@@ -36,26 +36,31 @@ def host_summary(host_state):
 def node_capacities(host_state, summary):
     """Free CPUs and memory per NUMA node, as the scheduler knows them.
 
-    From the host's NUMA topology (usage of guests with a NUMA topology,
-    which Nova tracks per node) and the node facts nova-gpu-ext published.
-    Guests without a NUMA topology are not tracked per node by Nova.
+    From the host's NUMA topology: Nova's per-cell usage, which counts
+    every guest with a NUMA topology, and every GPU guest nova-gpu-ext
+    places is one (a one-cell topology claimed by Nova, see
+    ``nova_gpu_ext.virt.numa_claim``), with the host's CPU and RAM
+    allocation ratios as Nova's fit applies them
+    (``numa_fit_instance_to_host`` with ``NUMATopologyLimits``).
     """
     from nova_gpu_ext.placement import affinity
     sockets = {n['id']: n.get('socket') for n in summary.get('nodes', ())}
     cells = getattr(getattr(host_state, 'numa_topology', None), 'cells',
                     None) or ()
     ratio = getattr(host_state, 'cpu_allocation_ratio', 1.0) or 1.0
+    ram_ratio = getattr(host_state, 'ram_allocation_ratio', 1.0) or 1.0
     out = []
     for cell in cells:
-        cpus = len(cell.cpuset) * ratio + len(getattr(cell, 'pcpuset', ())
-                                              or ())
-        used_cpus = cell.cpu_usage + len(getattr(cell, 'pinned_cpus', ())
-                                         or ())
+        # The guests sized here float over the shared CPUs (``cpuset``);
+        # pinned guests' CPUs (``pcpuset``) are not theirs.
+        cpus = len(cell.cpuset) * ratio
+        used_cpus = cell.cpu_usage
+        memory = int(cell.memory * ram_ratio)
         out.append(affinity.NodeCapacity(
             id=cell.id, socket=sockets.get(cell.id),
             free_cpus=cpus - used_cpus,
-            free_memory_mb=cell.memory - cell.memory_usage,
-            total_cpus=int(cpus), total_memory_mb=cell.memory))
+            free_memory_mb=memory - cell.memory_usage,
+            total_cpus=int(cpus), total_memory_mb=memory))
     if not out:
         for node in summary.get('nodes', ()):
             out.append(affinity.NodeCapacity(

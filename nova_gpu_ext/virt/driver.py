@@ -30,6 +30,7 @@ from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext import host_facts
 from nova_gpu_ext import specs
 from nova_gpu_ext.virt import gpu_affinity
+from nova_gpu_ext.virt import numa_claim
 from nova_gpu_ext.virt import pci_traits
 from nova_gpu_ext.virt import sharing_claim
 from nova_gpu_ext.virt import tweaks
@@ -65,6 +66,12 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         self.sharing_claims = sharing_claim.SharingClaims()
         # Our traits survive Nova's PCI-in-placement translator.
         pci_traits.install()
+        # GPU guests' NUMA cells are claimed by Nova's resource tracker.
+        numa_claim.install()
+
+    def gpu_numa_plan(self, claim):
+        """How Nova's claim fits this guest's NUMA cells (or None)."""
+        return numa_claim.plan(self, claim)
 
     # -- host facts ---------------------------------------------------------
 

@@ -225,6 +225,11 @@ def apply(driver, guest, instance, request, topology, policy,
             _check_cells(first, cells, topology, policy, instance)
             changes.extend(expose_device_locality(guest, topology, instance,
                                                   driver))
+        elif policy == 'preferred':
+            # Nova's claim gave the guest no cell (numa_claim): no node
+            # had room for it; an unbound guest is not in anyone's books.
+            changes.append('numa: not bound (no NUMA node had room for the '
+                           'guest as one cell; policy preferred)')
         else:
             choice = affinity.choose_node(needs, slot,
                                           node_capacities(topology))

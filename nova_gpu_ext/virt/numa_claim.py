@@ -1,0 +1,158 @@
+"""The compute claim of a GPU guest's NUMA cells (Nova's resource tracker).
+
+Layer rule: adapter. Nova's compute claims a guest's NUMA cells in
+``nova.compute.claims.Claim._test_numa_topology`` (build) and its
+``MoveClaim`` subclass (resize, cold/live migration, evacuate, unshelve),
+before the virt driver sees the guest; the resource tracker then stores
+``claim.claimed_numa_topology`` in ``instance.numa_topology`` (or the
+migration context) and counts it per node. There is no driver hook before
+the claim, so :func:`install` wraps that one method, once per process; the
+wrapper asks the claim's own driver (``claim.tracker.driver``) and runs
+upstream's code for every guest that is not a GPU guest of ours.
+
+For a GPU guest (``resources:VGPU``, a PCI alias, a custom resource):
+
+* without a NUMA topology (and a policy other than ``legacy``) it gets the
+  one-cell topology Nova builds for ``hw:numa_nodes=1``;
+* the cells are fitted by Nova's ``numa_fit_instance_to_host`` on the host
+  nodes the policy allows for the guest's vGPU (its physical GPU from the
+  placement allocation); devices from a PCI alias are placed by Nova's own
+  ``hw:pci_numa_affinity_policy`` / alias ``numa_policy`` in that same fit;
+* ``required``/``socket``: no allowed node has room -> the claim fails
+  (the build reschedules); ``preferred``: a cell elsewhere, else no cell
+  (the guest runs unbound, as before).
+"""
+
+import dataclasses
+
+from nova.compute import claims
+from nova import objects
+from oslo_log import log as logging
+
+from nova_gpu_ext import conf as gpu_conf
+from nova_gpu_ext import numa_fit
+from nova_gpu_ext import specs
+from nova_gpu_ext.placement import affinity
+from nova_gpu_ext.placement import numa_books
+
+LOG = logging.getLogger(__name__)
+CONF = gpu_conf.CONF
+
+_MARK = '_gpu_ext_numa_books'
+
+
+@dataclasses.dataclass
+class Plan:
+    requested: object           # InstanceNUMATopology to fit
+    steering: numa_books.Steering
+    policy: str
+    synthetic: bool             # the one-cell topology is ours
+
+
+def install():
+    """Wrap ``Claim._test_numa_topology`` (idempotent)."""
+    current = claims.Claim._test_numa_topology
+    if getattr(current, _MARK, False):
+        return
+    original = current
+
+    def _test_numa_topology(self, compute_node, limit):
+        driver = getattr(getattr(self, 'tracker', None), 'driver', None)
+        planner = getattr(driver, 'gpu_numa_plan', None)
+        plan = None
+        if planner is not None:
+            try:
+                plan = planner(self)
+            except Exception:
+                LOG.exception('nova-gpu-ext: cannot plan the NUMA claim; '
+                              'using upstream\'s', instance=self.instance)
+        if plan is None:
+            return original(self, compute_node, limit)
+        return test_numa_topology(self, compute_node, limit, plan)
+
+    setattr(_test_numa_topology, _MARK, True)
+    _test_numa_topology.__wrapped__ = original
+    claims.Claim._test_numa_topology = _test_numa_topology
+
+
+def test_numa_topology(claim, compute_node, limit, plan):
+    """Upstream's ``_test_numa_topology`` with the steered fit."""
+    host_json = (compute_node.numa_topology
+                 if 'numa_topology' in compute_node else None)
+    if not host_json:
+        if plan.synthetic:
+            return None
+        return 'Requested instance NUMA topology but the host has none'
+    host = objects.NUMATopology.obj_from_db_obj(host_json)
+    if limit is None:
+        # The scheduler hands NUMA limits only to requests that had a
+        # topology; use the same ratios it used in GPUPlacementFilter.
+        limit = numa_fit.limits(compute_node.cpu_allocation_ratio,
+                                compute_node.ram_allocation_ratio)
+    fitted = numa_fit.fit(
+        host, plan.requested, plan.steering, limit,
+        pci_requests=claim._pci_requests.requests,
+        pci_stats=claim.tracker.pci_tracker.stats)
+    if fitted:
+        claim.claimed_numa_topology = fitted
+        LOG.info('nova-gpu-ext: NUMA cells on host node(s) %s (%s)',
+                 ','.join(str(c.id) for c in fitted.cells),
+                 plan.steering.reason, instance=claim.instance)
+        return None
+    if plan.synthetic and not numa_books.refuse_without_cell(plan.policy):
+        LOG.info('nova-gpu-ext: no NUMA node has room for the guest as one '
+                 'cell (%s); it runs without NUMA binding',
+                 plan.steering.reason, instance=claim.instance)
+        return None
+    return ('GPU NUMA policy %s: the guest\'s NUMA cells fit no allowed '
+            'host node (%s)' % (plan.policy, plan.steering.reason))
+
+
+def plan(driver, claim):
+    """The :class:`Plan` for a claim, or None for upstream's claim."""
+    if not CONF.gpu_ext.enabled:
+        return None
+    instance = claim.instance
+    flavor = getattr(claim, 'flavor', None) or instance.flavor
+    if flavor is None:
+        return None
+    extra = flavor.extra_specs or {}
+    request = specs.parse(extra, on_error=lambda exc: None)
+    if not (request.enabled and request.wants_devices):
+        return None
+    policy = affinity.effective_policy(
+        request.numa_affinity_policy, extra.get('hw:pci_numa_affinity_policy'),
+        bool(request.pci_aliases), CONF.gpu_ext.numa_affinity_policy)
+    requested = claim.numa_topology
+    synthetic = False
+    if requested is None:
+        if not numa_books.wants_one_cell(policy, True, False):
+            return None
+        image_meta = getattr(claim, 'image_meta', None)
+        if image_meta is None:
+            image_meta = instance.image_meta
+        requested = numa_fit.one_cell_topology(flavor, image_meta)
+        synthetic = True
+    topology = driver.gpu_topology
+    nodes = {n.id: n.socket for n in topology.numa_nodes}
+    gpu_nodes = vgpu_nodes(driver, claim) if request.vgpus else []
+    steering = numa_fit.steering_for(policy, requested, nodes, gpu_nodes)
+    return Plan(requested, steering, policy, synthetic)
+
+
+def vgpu_nodes(driver, claim):
+    """NUMA nodes of the physical GPUs the guest's VGPU allocation uses."""
+    allocations = claim.tracker.reportclient.get_allocations_for_consumer(
+        claim.context, claim.instance.uuid) or {}
+    address_of = {uuid: address for address, uuid in
+                  driver._gpu_provider_uuids.items()}
+    out = []
+    for rp_uuid, alloc in sorted(allocations.items()):
+        if 'VGPU' not in (alloc.get('resources') or {}):
+            continue
+        address = address_of.get(rp_uuid)
+        gpu = driver.gpu_topology.gpu(address) if address else None
+        node = gpu.numa_node if gpu is not None else None
+        if node not in out:
+            out.append(node)
+    return out
