@@ -74,7 +74,7 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         if not CONF.gpu_ext.enabled:
             return True
         request = sched_request.gpu_request(spec_obj)
-        if not request.is_gpu_guest:
+        if not request.may_use_gpu:
             return True
         summary = sched_request.host_summary(host_state)
         if summary is None:

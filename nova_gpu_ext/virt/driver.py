@@ -200,18 +200,24 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         request = self.gpu_request(instance)
         if not request.enabled:
             return guest
+        topology = self.gpu_topology
+        # A GPU guest has a GPU device (or a vGPU, a render node): a NIC
+        # alias or a licence class alone keeps upstream's XML.
+        gpu_guest = specs.gpu_guest(request, len(
+            gpu_affinity.physical_gpu_addresses(self, guest, topology)))
         ctx = tweaks.TweakContext(
             instance=instance,
             request=request,
             libvirt_version=self._host.get_connection().getLibVersion(),
             qemu_version=self._host.get_connection().getVersion(),
-            host=self.gpu_topology,
+            host=topology,
             settings=gpu_conf.tweak_settings(CONF),
             image_meta=image_meta,
             flavor=instance.flavor,
+            gpu_guest=gpu_guest,
         )
         affinity_changes = []
-        if request.is_gpu_guest:
+        if gpu_guest:
             policy = self.gpu_policy(instance, request)
             affinity_changes = gpu_affinity.apply(
                 self, guest, instance, request, ctx.host, policy,

@@ -52,8 +52,21 @@ def test_each_tweak_is_described(installed):
     {'resources:CUSTOM_NVIDIA_A100': '1'},
 ])
 def test_gpu_guests_get_the_defaults(installed, extra_specs):
-    ctx = common.context(extra_specs)
+    # The driver found a GPU among the guest's devices (specs.gpu_guest).
+    ctx = common.context(extra_specs, gpu_guest=True)
     assert _names(tweaks.select(installed, ctx, None)) == DEFAULT_ON
+
+
+@pytest.mark.parametrize('extra_specs', [
+    {'pci_passthrough:alias': 'i210-nic:1'},
+    {'resources:CUSTOM_LICENCE': '1'},
+])
+def test_nic_alias_or_licence_without_a_gpu_device_get_nothing(
+        installed, extra_specs):
+    ctx = common.context(extra_specs, gpu_guest=False)
+    assert tweaks.select(installed, ctx, None) == []
+    # Judged by the flavor alone (no device count), not GPU guests either.
+    assert tweaks.select(installed, common.context(extra_specs), None) == []
 
 
 def test_non_gpu_guests_get_nothing(installed):
