@@ -30,6 +30,8 @@ from nova_gpu_ext.virt import xmlconfig
 
 #: the highest PCI bus number (buses behind the last expander end here)
 TOP_BUS = 0xff
+#: the highest busNr libvirt accepts for an expander bus (9.0: 1-254)
+MAX_BUS_NR = 0xfe
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +80,8 @@ def plan(gpus_per_cell: dict, first_index: int, q35: bool) -> list:
         if count <= 0:
             continue
         ports = count if q35 else 0
-        bus_nr = top - 1 - ports
+        # libvirt accepts busNr 1-254; the buses behind go up to 0xff.
+        bus_nr = min(top - 1 - ports, MAX_BUS_NR)
         if bus_nr <= 0:
             raise ValueError('no PCI bus numbers left for %d GPU(s) on '
                              'guest NUMA cell %d' % (count, cell))
