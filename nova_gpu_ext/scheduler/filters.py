@@ -95,6 +95,11 @@ class GPUPlacementFilter(filters.BaseHostFilter,
                 self._log_refusal(host_state, reasons)
                 return False
         if request.wants_render_node:
+            from nova_gpu_ext.virt import domcaps
+            why = domcaps.refusal(summary.get('gl'))
+            if why:
+                self._log_refusal(host_state, [why])
+                return False
             limit = CONF.gpu_ext.render_node_max_guests
             slots = [affinity.RenderSlot(
                 r['name'], r.get('path', ''), r.get('node'),

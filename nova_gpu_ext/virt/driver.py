@@ -30,6 +30,7 @@ from oslo_log import log as logging
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext import host_facts
 from nova_gpu_ext import specs
+from nova_gpu_ext.virt import domcaps
 from nova_gpu_ext.virt import gpu_affinity
 from nova_gpu_ext.virt import tweaks
 
@@ -135,6 +136,7 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         counts = self.render_nodes.counts()
         for render in summary['render_nodes']:
             render['guests'] = counts.get(render['name'], 0)
+        summary['gl'] = domcaps.host_gl(self)
         return summary
 
     def get_available_resource(self, nodename):
@@ -153,6 +155,10 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
             provider_tree.remove_traits(nodename, DRIVER_TRAIT)
             return
         provider_tree.add_traits(nodename, DRIVER_TRAIT)
+        gl_traits = domcaps.traits(domcaps.host_gl(self))
+        provider_tree.remove_traits(nodename, *({domcaps.EGL_TRAIT} -
+                                                gl_traits))
+        provider_tree.add_traits(nodename, *gl_traits)
         topology = self.gpu_topology
         uuids = {}
         for gpu in topology.physical_gpus():
@@ -217,6 +223,8 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
             gpu_guest=gpu_guest,
         )
         affinity_changes = []
+        if request.wants_render_node:
+            domcaps.check_render_node_host(self, instance)
         if gpu_guest:
             policy = self.gpu_policy(instance, request)
             affinity_changes = gpu_affinity.apply(
