@@ -10,6 +10,7 @@ from lxml import etree
 from nova.virt.libvirt import config as vconfig
 import pytest
 
+from nova_gpu_ext.virt.tweaks import rom
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext.virt import driver
 from nova_gpu_ext.virt import tweaks
@@ -176,7 +177,8 @@ def test_fast_boot_options_registered_with_their_defaults(conf):
     from nova_gpu_ext.conf import fast_boot
     settings = gpu_conf.tweak_settings(conf)
     assert settings['prealloc_max_threads'] == 16
-    assert settings['keep_gpu_rom_ids'] == []
+    assert sorted(settings['keep_gpu_rom_ids']) == sorted(
+        rom.KEEP_ROM_DEFAULT)
     assert settings['usb_tablet_with_console'] is True
     assert settings['hugepage_sizes_kb'] == [1048576, 2048]
     assert gpu_conf.enabled_tweak_names(conf) is None
