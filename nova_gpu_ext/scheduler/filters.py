@@ -101,13 +101,14 @@ class GPUPlacementFilter(filters.BaseHostFilter,
                 self._log_refusal(host_state, [why])
                 return False
             limit = CONF.gpu_ext.render_node_max_guests
+            usable, missing = domcaps.usable_render_nodes(summary)
             slots = [affinity.RenderSlot(
                 r['name'], r.get('path', ''), r.get('node'),
                 r.get('guests', 0), limit)
-                for r in summary.get('render_nodes', ())]
+                for r in usable]
             choice = affinity.choose_render_node(slots, needs, nodes)
             if not choice.ok:
-                self._log_refusal(host_state, [choice.reason])
+                self._log_refusal(host_state, missing + [choice.reason])
                 return False
         return True
 

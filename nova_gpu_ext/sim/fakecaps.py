@@ -7,6 +7,8 @@ libvirt 9.0, measured on this project's test machine) also lists
 :func:`without_egl_headless` takes it away from one host's connection.
 """
 
+import os
+
 import fixtures
 from nova.tests.fixtures import libvirt as fakelibvirt
 
@@ -18,10 +20,31 @@ WITH_EGL = _DEFAULT.replace(
 assert WITH_EGL != _DEFAULT, 'fakelibvirt domain capabilities changed'
 
 
+def fake_device_exists(driver, path):
+    """Device nodes of a simulated host: ``/dev/...`` of the driver is
+    ``<its fake sysfs root>/_dev/...`` (where the fake sysfs writer puts
+    them), or the real path when the host has it."""
+    dev_root = driver._dev_root or '/dev'
+    if path.startswith(dev_root.rstrip('/') + '/'):
+        fake = os.path.join(driver._sysfs_root, '_dev',
+                            os.path.relpath(path, dev_root))
+        if os.path.exists(fake):
+            return True
+    return os.path.exists(path)
+
+
 def use_host_like_domain_capabilities(test):
+    """Domain capabilities and device nodes as a real GPU host has them."""
     test.useFixture(fixtures.MonkeyPatch(
         'nova.tests.fixtures.libvirt.Connection._domain_capability_devices',
         WITH_EGL))
+    test.useFixture(fixtures.MonkeyPatch(
+        'nova_gpu_ext.virt.domcaps.device_exists', fake_device_exists))
+
+
+def remove_device_node(sysfs_root, name):
+    """Take one render node's device node away (sysfs still lists it)."""
+    os.unlink(os.path.join(sysfs_root, '_dev', 'dri', name))
 
 
 def without_egl_headless(connection):

@@ -17,11 +17,19 @@ published ``gl`` without them, with the reason in the scheduler log, so
 the build does not fail late in QEMU and reschedule. A host that published
 no ``gl`` entry (an older compute) is not refused for it.
 
+The render nodes themselves: sysfs can list a ``renderD*`` whose device node
+(``/dev/dri/renderD*``, made by udev) is missing, e.g. in a container
+without ``/dev/dri``; libvirt then fails the start ("cannot open directory
+'/dev/dri'"). The compute publishes ``present`` per render node and claims
+only present ones; the filter skips the others and says so.
+
 libvirt 9.0's domain capabilities do not say whether QEMU was built with
 virgl (``accel3d``): a host whose QEMU has egl-headless but no virgl still
 passes here; see the operator guide.
 """
 
+import dataclasses
+import os
 from typing import Optional
 
 from lxml import etree
@@ -91,3 +99,35 @@ def check_render_node_host(driver, instance):
     why = refusal(host_gl(driver))
     if why:
         raise gpu_affinity.Refused(reason='render node: %s' % why)
+
+
+def device_exists(driver, path: str) -> bool:
+    """Does the device node exist on the driver's host? (The simulated
+    hosts replace this: their nodes live in the fake tree.)"""
+    return os.path.exists(path)
+
+
+def with_present_render_nodes(driver, topology):
+    """The topology with only the render nodes whose device node exists."""
+    present = tuple(r for r in topology.render_nodes
+                    if device_exists(driver, r.path))
+    if len(present) == len(topology.render_nodes):
+        return topology
+    for r in topology.render_nodes:
+        if r not in present:
+            LOG.warning('nova-gpu-ext: render node %s is in sysfs but %s '
+                        'does not exist; not used', r.name, r.path)
+    return dataclasses.replace(topology, render_nodes=present)
+
+
+def usable_render_nodes(summary: dict) -> tuple[list, list]:
+    """(published render nodes that are present, reasons for the others).
+    A summary without ``present`` (an older compute) counts as present."""
+    usable, missing = [], []
+    for r in summary.get('render_nodes', ()):
+        if r.get('present', True):
+            usable.append(r)
+        else:
+            missing.append('render node %s: %s does not exist on the host'
+                           % (r['name'], r.get('path')))
+    return usable, missing

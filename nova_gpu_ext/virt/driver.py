@@ -136,6 +136,7 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         counts = self.render_nodes.counts()
         for render in summary['render_nodes']:
             render['guests'] = counts.get(render['name'], 0)
+            render['present'] = domcaps.device_exists(self, render['path'])
         summary['gl'] = domcaps.host_gl(self)
         return summary
 
@@ -228,7 +229,8 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         if gpu_guest:
             policy = self.gpu_policy(instance, request)
             affinity_changes = gpu_affinity.apply(
-                self, guest, instance, request, ctx.host, policy,
+                self, guest, instance, request,
+                domcaps.with_present_render_nodes(self, ctx.host), policy,
                 self.render_nodes, CONF.gpu_ext.render_node_max_guests)
             affinity_changes += self._check_sharing(guest, instance, request)
             for line in affinity_changes:

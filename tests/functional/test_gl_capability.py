@@ -55,3 +55,34 @@ class GLCapabilityTest(base.GPUExtTestBase):
                                      az='nova:gpu-host-1',
                                      expected_state='ERROR')
         self.assertIn('egl-headless', str(server.get('fault')))
+
+
+class MissingRenderDeviceTest(base.GPUExtTestBase):
+    """sysfs lists the render nodes but /dev/dri has none of them (a
+    compute in a container without /dev/dri): that host is not chosen."""
+
+    sysfs_sample = None
+
+    def setUp(self):
+        super().setUp()
+        samplehost.configure(self)
+        samplehost.start_hosts(self, cpu_host=False)
+        for name in ('renderD128', 'renderD129'):
+            fakecaps.remove_device_node(self.sysfs_root, name)
+        second = self.build_sysfs(None)
+        samplehost.write_sysfs(second)
+        self.flags(sysfs_root=second, group='gpu_ext')
+        self.start_compute('gpu-host-2', host_info=samplehost.host_info(),
+                           pci_info=samplehost.pci_info())
+        self._run_periodics()
+
+    def test_host_without_the_device_nodes_not_chosen(self):
+        flavor = self._create_flavor(memory_mb=2048, vcpu=2, extra_spec={
+            'gpu:render_node': 'numa-local'})
+        server = self._create_server(flavor_id=flavor, networks='none',
+                                     expected_state='ACTIVE')
+        self.assertEqual('gpu-host-2', server['OS-EXT-SRV-ATTR:host'])
+        log = self.stdlog.logger.output
+        self.assertIn('GPUPlacementFilter: host gpu-host-1 refused: render '
+                      'node renderD128: /dev/dri/renderD128 does not exist '
+                      'on the host', log)

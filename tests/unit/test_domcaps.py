@@ -63,3 +63,25 @@ def test_libvirt_error_gives_none():
         def getDomainCapabilities(self, *args):
             raise RuntimeError('libvirt down')
     assert domcaps.read(Broken(), 'x86_64', 'kvm') is None
+
+
+def test_render_nodes_without_a_device_node_are_not_usable(tmp_path):
+    from nova_gpu_ext import model
+    present = tmp_path / 'renderD128'
+    present.write_text('')
+    nodes = tuple(model.RenderNode(name=n, path=str(tmp_path / n),
+                                   pci_address=None, numa_node=0)
+                  for n in ('renderD128', 'renderD129'))
+    topology = model.HostTopology(numa_nodes=(), gpus=(),
+                                  render_nodes=nodes)
+    kept = domcaps.with_present_render_nodes(None, topology)
+    assert [r.name for r in kept.render_nodes] == ['renderD128']
+    summary = {'render_nodes': [
+        {'name': 'renderD128', 'path': str(present), 'present': True},
+        {'name': 'renderD129', 'path': '/dev/dri/renderD129',
+         'present': False},
+        {'name': 'renderD130', 'path': '/dev/dri/renderD130'}]}
+    usable, missing = domcaps.usable_render_nodes(summary)
+    assert [r['name'] for r in usable] == ['renderD128', 'renderD130']
+    assert missing == ['render node renderD129: /dev/dri/renderD129 does '
+                       'not exist on the host']
