@@ -17,7 +17,14 @@ PREFIX = 'gpu:'
 
 NUMA_POLICIES = ('required', 'socket', 'preferred', 'legacy')
 RENDER_NODE_MODES = ('numa-local', 'none')
-DISPLAY_MODES = ('egl-headless', 'spice-gl', 'none')
+DISPLAY_MODES = ('egl-headless', 'none')
+#: values refused with a reason (the API answers 400 with it)
+SPICE_GL_REFUSED = (
+    'QEMU refuses SPICE with GL unless SPICE listens only on a local UNIX '
+    'socket ("SPICE GL support is local-only for now and incompatible with '
+    '-spice port/tls-port", QEMU 7.2), and Nova\'s SPICE console listens on '
+    'TCP for its proxy; use egl-headless (GL rendering next to the usual '
+    'console) or none')
 PLACEMENTS = ('pack', 'spread')
 
 _TRUE = ('1', 't', 'true', 'on', 'y', 'yes')
@@ -43,6 +50,8 @@ class SpecKey:
     max: Optional[int] = None
     # For parameterised keys: name -> regex of the parameter.
     parameters: tuple[tuple[str, str], ...] = ()
+    # Values that look plausible but cannot work: value -> why.
+    refused: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -72,6 +81,11 @@ class SpecKey:
     def coerce(self, value: str) -> Any:
         """Return the typed value or raise InvalidExtraSpec."""
         text = str(value).strip()
+        why = dict(self.refused).get(text)
+        if why:
+            raise InvalidExtraSpec(
+                "Value %r of extra spec '%s' is not supported: %s (expected "
+                "%s)." % (value, self.key, why, self.allowed()))
         if self.type is bool:
             if text.lower() in _TRUE:
                 return True
@@ -126,11 +140,13 @@ SPEC_TABLE: tuple[SpecKey, ...] = (
         name='display',
         description=(
             'Display of a host-GPU-rendered guest: `egl-headless` (GL '
-            'rendering next to the usual VNC/SPICE console, the default), '
-            '`spice-gl` (the SPICE console itself renders with GL) or '
+            'rendering next to the usual VNC/SPICE console, the default) or '
             '`none` (egl-headless only, no VNC/SPICE console: a guest that '
-            'renders or computes without a remote screen).'),
-        type=str, enum=DISPLAY_MODES),
+            'renders or computes without a remote screen). `spice-gl` is '
+            'refused: QEMU allows SPICE GL only on a local UNIX socket, and '
+            "Nova's SPICE console listens on TCP."),
+        type=str, enum=DISPLAY_MODES,
+        refused=(('spice-gl', SPICE_GL_REFUSED),)),
     SpecKey(
         name='placement',
         description=(
@@ -226,12 +242,35 @@ class GPURequest:
 
     @property
     def is_gpu_guest(self) -> bool:
-        """A guest nova-gpu-ext improves by default."""
+        """A GPU guest by the flavor alone: a vGPU or a render node.
+
+        A PCI alias or a ``resources:CUSTOM_*`` class may be a GPU or not
+        (a NIC, a licence): only the devices the guest got tell, see
+        :func:`gpu_guest`. Those flavors are :attr:`may_use_gpu`.
+        """
+        return self.enabled and bool(self.vgpus or self.wants_render_node)
+
+    @property
+    def may_use_gpu(self) -> bool:
+        """The flavor asks for something that may be a GPU (the scheduler
+        then maps its allocation candidates to GPUs, if any)."""
         return self.enabled and (self.wants_devices or self.wants_render_node)
 
     def tweak(self, name: str) -> Optional[bool]:
         """The flavor's switch for one tweak, or None when not set."""
         return dict(self.tweaks).get(name)
+
+
+def gpu_guest(request: GPURequest, gpu_devices: int) -> bool:
+    """Is this a GPU guest, given how many of its devices are GPUs?
+
+    ``gpu_devices``: the guest's PCI hostdevs whose host function has a
+    display PCI class in the host topology, plus its mdevs whose parent is
+    such a GPU (the driver counts them). A GPU guest has a GPU device or
+    asks for a vGPU or a render node; nothing else makes one (a licence
+    resource class, a NIC alias).
+    """
+    return request.enabled and (request.is_gpu_guest or gpu_devices > 0)
 
 
 _FIELDS = {

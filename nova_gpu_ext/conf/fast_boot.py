@@ -79,7 +79,8 @@ Related options:
 """),
     cfg.ListOpt(
         'keep_gpu_rom_ids',
-        default=[],
+        default=['10de:1e30', '10de:2230', '10de:2231', '1002:73a3',
+                 '1002:7448'],
         item_type=types.String(
             regex=r'^[0-9a-fA-F]{4}:([0-9a-fA-F]{4}|\*)$'),
         help="""
@@ -90,6 +91,13 @@ The ``rom_bar_off`` tweak hides the ROM BAR of passed-through GPUs
 at boot. Guests that need the VBIOS (the GPU as the boot display, a UEFI
 GOP driver, or a guest driver that reads the ROM through the BAR) must
 keep it: list those GPUs here by PCI vendor and device id.
+
+The default lists workstation GPUs that are passed through as the guest's
+primary display (the guest firmware runs their VBIOS/GOP to drive the
+screen; AMD's amdgpu also reads its ATOM BIOS through the ROM BAR in a
+guest): NVIDIA Quadro RTX 6000/8000 (10de:1e30), RTX A6000 (10de:2230),
+RTX A5000 (10de:2231), AMD Radeon PRO W6800 (1002:73a3) and W7900
+(1002:7448). Setting the option replaces the list.
 
 Possible values:
 

@@ -77,7 +77,7 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         if not CONF.gpu_ext.enabled:
             return True
         request = sched_request.gpu_request(spec_obj)
-        if not request.is_gpu_guest:
+        if not request.may_use_gpu:
             return True
         summary = sched_request.host_summary(host_state)
         if summary is None:
@@ -128,6 +128,14 @@ class GPUPlacementFilter(filters.BaseHostFilter,
                           'map yet; the compute will enforce the policy',
                           host_state.host)
         limit = CONF.gpu_ext.render_node_max_guests
+        usable, missing = [], []
+        if request.wants_render_node:
+            from nova_gpu_ext.virt import domcaps
+            why = domcaps.refusal(summary.get('gl'))
+            if why:
+                self._log_refusal(host_state, [why])
+                return False
+            usable, missing = domcaps.usable_render_nodes(summary)
         facts = decide.HostFacts(
             nodes=tuple(nodes),
             gpus=tuple(host_facts.gpu_facts(
@@ -136,7 +144,7 @@ class GPUPlacementFilter(filters.BaseHostFilter,
             render_nodes=tuple(affinity.RenderSlot(
                 r['name'], r.get('path', ''), r.get('node'),
                 r.get('guests', 0), limit)
-                for r in summary.get('render_nodes', ())))
+                for r in usable))
         decision = decide.decide(decide.DecisionRequest(
             needs=needs, strategy=(request.placement or
                                    CONF.gpu_ext.sharing_default_placement),
@@ -144,7 +152,8 @@ class GPUPlacementFilter(filters.BaseHostFilter,
             wants_devices=request.wants_devices and bool(gpus),
             wants_render=request.wants_render_node), facts)
         if not decision.ok:
-            self._log_refusal(host_state, decision.reasons)
+            self._log_refusal(host_state,
+                              list(missing) + list(decision.reasons))
             return False
         if gpus:
             if decision.share_score is not None:

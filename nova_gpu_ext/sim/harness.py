@@ -91,6 +91,8 @@ class GPUExtTestBase(test_vgpu.VGPUTestBase):
             ['nova.scheduler.weights.all_weighers'] + list(OUR_WEIGHERS),
             group='filter_scheduler')
         super().setUp()
+        from nova_gpu_ext.sim import fakecaps
+        fakecaps.use_host_like_domain_capabilities(self)
         self.sysfs_root = self.build_sysfs(self.sysfs_sample)
         self.flags(sysfs_root=self.sysfs_root, dev_root='/dev',
                    group='gpu_ext')

@@ -29,6 +29,7 @@ from oslo_log import log as logging
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext import host_facts
 from nova_gpu_ext import specs
+from nova_gpu_ext.virt import domcaps
 from nova_gpu_ext.virt import gpu_affinity
 from nova_gpu_ext.virt import numa_claim
 from nova_gpu_ext.virt import pci_traits
@@ -155,6 +156,8 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         counts = self.render_nodes.counts()
         for render in summary['render_nodes']:
             render['guests'] = counts.get(render['name'], 0)
+            render['present'] = domcaps.device_exists(self, render['path'])
+        summary['gl'] = domcaps.host_gl(self)
         return summary
 
     def get_available_resource(self, nodename):
@@ -173,6 +176,10 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
             provider_tree.remove_traits(nodename, DRIVER_TRAIT)
             return
         provider_tree.add_traits(nodename, DRIVER_TRAIT)
+        gl_traits = domcaps.traits(domcaps.host_gl(self))
+        provider_tree.remove_traits(nodename, *({domcaps.EGL_TRAIT} -
+                                                gl_traits))
+        provider_tree.add_traits(nodename, *gl_traits)
         self._gpu_provider_uuids = pci_traits.update_gpu_providers(
             provider_tree, self.gpu_topology, nodename)
         # Upstream keeps a private copy for spawn(); keep it in step.
@@ -207,21 +214,30 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         request = self.gpu_request(instance)
         if not request.enabled:
             return guest
+        topology = self.gpu_topology
+        # A GPU guest has a GPU device (or a vGPU, a render node): a NIC
+        # alias or a licence class alone keeps upstream's XML.
+        gpu_guest = specs.gpu_guest(request, len(
+            gpu_affinity.physical_gpu_addresses(self, guest, topology)))
         ctx = tweaks.TweakContext(
             instance=instance,
             request=request,
             libvirt_version=self._host.get_connection().getLibVersion(),
             qemu_version=self._host.get_connection().getVersion(),
-            host=self.gpu_topology,
+            host=topology,
             settings=gpu_conf.tweak_settings(CONF),
             image_meta=image_meta,
             flavor=instance.flavor,
+            gpu_guest=gpu_guest,
         )
         affinity_changes = []
-        if request.is_gpu_guest:
+        if request.wants_render_node:
+            domcaps.check_render_node_host(self, instance)
+        if gpu_guest:
             policy = self.gpu_policy(instance, request)
             affinity_changes = gpu_affinity.apply(
-                self, guest, instance, request, ctx.host, policy,
+                self, guest, instance, request,
+                domcaps.with_present_render_nodes(self, ctx.host), policy,
                 self.render_nodes, CONF.gpu_ext.render_node_max_guests)
             affinity_changes += self._check_sharing(guest, instance, request)
             for line in affinity_changes:

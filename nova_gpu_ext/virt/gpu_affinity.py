@@ -272,66 +272,11 @@ def apply(driver, guest, instance, request, topology, policy,
     return changes
 
 
-#: first controller index used for expander buses (above Nova's root ports)
-EXPANDER_INDEX_BASE = 200
-
-
 def expose_device_locality(guest, topology, instance, driver):
-    """Put each GPU behind a PCI expander bus of its guest NUMA node.
-
-    For guests with several NUMA cells: a GPU whose host node backs guest
-    cell ``i`` is plugged into an expander bus whose ``<node>`` is ``i``
-    (behind a ``pcie-root-port`` on q35), so the guest OS and CUDA see
-    which vCPUs are local to it. Single-cell guests need nothing.
-    """
-    numa = getattr(instance, 'numa_topology', None)
-    if not numa or len(numa.cells) < 2:
-        return []
-    guest_cell_of_host_node = {}
-    for index, cell in enumerate(numa.cells):
-        guest_cell_of_host_node.setdefault(cell.id, index)
-    q35 = 'q35' in (guest.os_mach_type or '')
-    lines = []
-    next_index = EXPANDER_INDEX_BASE
-    buses = {}
-    slots = {}
-    for dev in list(guest.devices):
-        gpu = device_gpu(driver, dev, topology)
-        if gpu is None:
-            continue
-        address = pci_address(dev) if isinstance(
-            dev, vconfig.LibvirtConfigGuestHostdevPCI) else str(gpu.address)
-        cell = guest_cell_of_host_node.get(gpu.numa_node)
-        if cell is None:
-            continue
-        if cell not in buses:
-            expander = next_index
-            guest.add_device(xmlconfig.GuestPCIExpanderBus(
-                expander, cell, 0xfe - 0x10 * len(buses), pcie=q35))
-            next_index += 1
-            buses[cell] = expander
-        bus = buses[cell]
-        # Slots on the expander: 0.. for root ports (q35); from 1 for
-        # devices plugged straight into a PCI expander bus (i440fx).
-        used = slots.get(bus, 0)
-        slots[bus] = used + 1
-        slot = used if q35 else used + 1
-        if q35:
-            port = next_index
-            guest.add_device(xmlconfig.GuestPCIeRootPortOn(port, bus, slot))
-            next_index += 1
-            bus, slot = port, 0
-        if isinstance(dev, vconfig.LibvirtConfigGuestHostdevPCI):
-            dev = xmlconfig.promote(dev, xmlconfig.GuestHostdevPCI)
-        else:
-            dev = xmlconfig.promote(dev, xmlconfig.GuestHostdevMDEVOnBus)
-        dev.guest_bus = bus
-        dev.guest_slot = slot
-        lines.append('locality: %s behind a %s expander bus on guest NUMA '
-                     'node %d (host node %s)' % (
-                         address, 'PCIe' if q35 else 'PCI', cell,
-                         gpu.numa_node))
-    return lines
+    """Expander buses per guest NUMA cell (:mod:`.guest_pci_layout`)."""
+    from nova_gpu_ext.virt import guest_pci_layout
+    return guest_pci_layout.expose_device_locality(guest, topology,
+                                                   instance, driver)
 
 
 def _check_cells(gpu, cells, topology, policy, instance):

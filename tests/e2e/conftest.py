@@ -43,3 +43,22 @@ def lab():
     lab = bootlab.BootLab()
     yield lab
     lab.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The per-construct table of ``test_constructs`` (defined / booted /
+    why not booted), also pasted into benchmarks/RESULTS-boot.md."""
+    try:
+        from tests.e2e import test_constructs
+    except Exception:
+        return
+    if not test_constructs.RESULTS:
+        return
+    write = terminalreporter.write_line
+    write('')
+    write('| construct | XML | defined + read back | controllers libvirt '
+          'added | booted | why not booted / notes | timing ms |')
+    write('| --- | --- | --- | ---: | --- | --- | --- |')
+    for r in test_constructs.RESULTS:
+        write('| %(name)s | %(what)s | %(defined)s | %(added)s | %(booted)s '
+              '| %(why)s | %(boot_ms)s |' % r)

@@ -5,7 +5,16 @@ upstream ``LibvirtDriver`` and one with ``GPULibvirtDriver``; the same flavor
 is booted on each and the defined domain XML is compared. Guests without a
 GPU must be identical with nova-gpu-ext enabled; every guest must be
 identical with ``[gpu_ext] enabled = false``.
+
+Not GPU guests, so upstream's XML: a flavor asking for a NIC by PCI alias
+(fakelibvirt's PCI devices are Intel I210 NICs, class 0x0200) and one asking
+for a licence resource class (``resources:CUSTOM_LICENCE``, inventory from
+a provider config file, as an operator would publish it).
 """
+
+import os
+import shutil
+import tempfile
 
 import difflib
 
@@ -15,17 +24,32 @@ from oslo_serialization import jsonutils
 from tests.functional import base
 from nova_gpu_ext.sim import xmlnorm
 
-PCI_ALIAS = 'gpu1'
+PCI_ALIAS = 'i210-nic'
 
 FLAVORS = {
     'plain': {},
     'numa': {'hw:numa_nodes': '2'},
     'hugepages': {'hw:mem_page_size': 'large'},
     'pinned': {'hw:cpu_policy': 'dedicated', 'hw:numa_nodes': '1'},
-    'pci_alias': {'pci_passthrough:alias': '%s:1' % PCI_ALIAS},
+    'nic_alias': {'pci_passthrough:alias': '%s:1' % PCI_ALIAS},
+    'licence': {'resources:CUSTOM_LICENCE': '1'},
+    'nic_and_licence': {'pci_passthrough:alias': '%s:1' % PCI_ALIAS,
+                        'resources:CUSTOM_LICENCE': '1'},
     'vgpu': {'resources:VGPU': '1'},
 }
-GPU_FLAVORS = {'pci_alias', 'vgpu'}
+GPU_FLAVORS = {'vgpu'}
+
+PROVIDER_CONFIG = """
+meta:
+  schema_version: '1.0'
+providers:
+  - identification:
+      name: '$COMPUTE_NODE'
+    inventories:
+      additional:
+        - CUSTOM_LICENCE:
+            total: 4
+"""
 
 
 class XMLParityTest(base.GPUExtTestBase):
@@ -33,8 +57,28 @@ class XMLParityTest(base.GPUExtTestBase):
     ADDITIONAL_FILTERS = base.GPUExtTestBase.ADDITIONAL_FILTERS + [
         'NUMATopologyFilter', 'PciPassthroughFilter']
 
+    sysfs_sample = None
+
+    def _write_sysfs(self):
+        """The host fakelibvirt describes below, as our discovery reads it:
+        the two I210 NICs (0000:81:00.0, 81:01.0) are not display class;
+        the two mdev-capable NVIDIA GPUs (81:02.0 on node 0, 81:03.0 on
+        node 1) are GPUs."""
+        from nova_gpu_ext.topology import fake_sysfs
+        self.sysfs_root = self.build_sysfs(None)
+        fake_sysfs.build_from_description(
+            self.sysfs_root,
+            nodes=[dict(id=n, socket=0, cpus=list(range(n * 4, n * 4 + 4)),
+                        memory_mb=8192) for n in (0, 1)],
+            gpus=[dict(address='0000:81:%02x.0' % (2 + n), vendor='10de',
+                       device='0ffe', numa_node=n, driver='nvidia',
+                       mdev_types={'nvidia-11': 16}, render_node=None)
+                  for n in (0, 1)])
+        self.flags(sysfs_root=self.sysfs_root, group='gpu_ext')
+
     def setUp(self):
         super().setUp()
+        self._write_sysfs()
         self.flags(
             device_spec=[jsonutils.dumps({
                 'vendor_id': fakelibvirt.PCI_VEND_ID,
@@ -48,6 +92,11 @@ class XMLParityTest(base.GPUExtTestBase):
                    group='devices')
         self.flags(cpu_dedicated_set='2-3,6-7', cpu_shared_set='0-1,4-5',
                    group='compute')
+        config_dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, config_dir)
+        with open(os.path.join(config_dir, 'licence.yaml'), 'w') as f:
+            f.write(PROVIDER_CONFIG)
+        self.flags(provider_config_location=config_dir, group='compute')
         for name, driver in (('upstream', base.UPSTREAM_DRIVER),
                              ('ours', base.OUR_DRIVER)):
             self.start_compute(

@@ -76,3 +76,35 @@ def test_parse_raises_or_reports_errors():
     request = specs.parse(bad, on_error=seen.append)
     assert request.placement is None and request.vgpus == 1
     assert len(seen) == 1 and 'gpu:placement' in str(seen[0])
+
+
+def test_licence_class_or_nic_alias_is_not_a_gpu_guest_by_itself():
+    licence = specs.parse({'resources:CUSTOM_LICENCE_MATLAB': '1'})
+    nic = specs.parse({'pci_passthrough:alias': 'i210-nic:1'})
+    for request in (licence, nic):
+        assert not request.is_gpu_guest
+        # The scheduler still maps such candidates to GPUs, if any.
+        assert request.may_use_gpu
+        # Only a GPU among the guest's devices makes it a GPU guest.
+        assert not specs.gpu_guest(request, 0)
+        assert specs.gpu_guest(request, 1)
+    assert not specs.gpu_guest(specs.parse({
+        'pci_passthrough:alias': 't4', 'gpu:enabled': 'false'}), 1)
+    assert specs.gpu_guest(specs.parse({'resources:VGPU': '1'}), 0)
+
+
+def test_spice_gl_is_refused_with_the_reason():
+    """QEMU 7.2 here: "SPICE GL support is local-only for now and
+    incompatible with -spice port/tls-port"; Nova's SPICE listens on TCP."""
+    with pytest.raises(specs.InvalidExtraSpec) as err:
+        specs.validate('gpu:display', 'spice-gl')
+    message = str(err.value)
+    assert 'gpu:display' in message and 'UNIX socket' in message
+    assert 'egl-headless' in message and 'none' in message
+    # A flavor created before: the services ignore the entry (warning).
+    errors = []
+    request = specs.parse({'gpu:display': 'spice-gl',
+                           'gpu:render_node': 'numa-local'},
+                          on_error=errors.append)
+    assert request.display is None and request.wants_render_node
+    assert len(errors) == 1

@@ -174,7 +174,13 @@ DEFAULT_SETTINGS = {
 
 
 def context(extra_specs=None, host='default', settings=None,
-            libvirt_version=9000000, qemu_version=7002000, **image_props):
+            libvirt_version=9000000, qemu_version=7002000, gpu_guest=None,
+            **image_props):
+    # The default flavor asks for the passthrough GPU upstream_guest()
+    # holds (GPU_ADDR is a GPU of host_topology()): the driver counts that
+    # device and calls it a GPU guest (specs.gpu_guest).
+    if extra_specs is None and gpu_guest is None:
+        gpu_guest = True
     extra_specs = ({'pci_passthrough:alias': 'gpu:1'}
                    if extra_specs is None else extra_specs)
     instance = FakeInstance(extra_specs)
@@ -186,7 +192,8 @@ def context(extra_specs=None, host='default', settings=None,
         host=host_topology() if host == 'default' else host,
         settings=dict(DEFAULT_SETTINGS, **(settings or {})),
         image_meta=FakeImageMeta(**image_props),
-        flavor=instance.flavor)
+        flavor=instance.flavor,
+        gpu_guest=gpu_guest)
 
 
 def to_tree(guest):

@@ -160,3 +160,26 @@ def test_hugepages_compose_with_prealloc_threads():
     tree = common.to_tree(guest).find('memoryBacking')
     assert [c.tag for c in tree] == ['hugepages', 'allocation']
     common.validate_schema(guest.to_xml())
+
+
+def test_no_prealloc_for_a_render_node_only_guest():
+    """virgl guests have no VFIO pinning to hide: preallocation would only
+    add boot time and remove memory overcommit (issue 14)."""
+    guest = common.upstream_guest(numa=[0], pci=())
+    xml = guest.to_xml()
+    ctx = common.context(extra_specs={'gpu:render_node': 'numa-local'})
+    assert PREALLOC.apply(guest, ctx) == []
+    assert guest.to_xml() == xml
+    # A flavor that asks for it explicitly (measured to help) still gets it.
+    ctx = common.context(extra_specs={'gpu:render_node': 'numa-local',
+                                      'gpu:tweak:prealloc_threads': 'true'})
+    assert PREALLOC.apply(guest, ctx)
+    assert _allocation(guest).get('threads') == '6'
+
+
+def test_prealloc_for_an_mdev_guest():
+    guest = common.upstream_guest(numa=[0], pci=(),
+                                  mdevs=('4b20d080-1b54-4048-85b3-'
+                                         'a6a62d165c01',))
+    assert PREALLOC.apply(guest, common.context(
+        extra_specs={'resources:VGPU': '1'}))

@@ -92,3 +92,28 @@ def test_not_for_non_qemu_guests():
     guest = common.upstream_guest(virt_type='lxc')
     assert NIC_ROM.apply(guest, common.context()) == []
     assert ROM_BAR.apply(guest, common.context()) == []
+
+
+def test_primary_display_gpus_keep_their_vbios_by_default():
+    """An RTX A6000 passed through as the primary display keeps its ROM
+    (the option's default, KEEP_ROM_DEFAULT); a T4 loses it."""
+    import dataclasses
+    from nova_gpu_ext.conf import fast_boot
+    (opt,) = [o for o in fast_boot.ALL_OPTS if o.name == 'keep_gpu_rom_ids']
+    assert sorted(opt.default) == sorted(rom.KEEP_ROM_DEFAULT)
+    host = common.host_topology()
+    a6000 = dataclasses.replace(host.gpus[0], device_id=0x2230)
+    host = dataclasses.replace(host, gpus=(a6000,) + host.gpus[1:])
+    guest = common.upstream_guest(pci=(common.GPU_ADDR, common.VF_ADDR))
+    lines = ROM_BAR.apply(guest, common.context(
+        host=host, settings={'keep_gpu_rom_ids': opt.default}))
+    assert _hostdev_roms(guest) == {'0x3b:0x0': None,
+                                    '0xd8:0x4': {'bar': 'off'}}
+    assert lines[0] == (
+        'hostdev 0000:3b:00.0 (whole 10de:2230): ROM kept (keep_gpu_rom_ids'
+        ': NVIDIA RTX A6000: primary display (VBIOS/GOP))')
+    # The T4 of the same host description loses it with the same default.
+    guest = common.upstream_guest(pci=(common.GPU_ADDR,))
+    assert ROM_BAR.apply(guest, common.context(
+        settings={'keep_gpu_rom_ids': opt.default}))
+    assert _hostdev_roms(guest) == {'0x3b:0x0': {'bar': 'off'}}

@@ -10,6 +10,7 @@ from lxml import etree
 from nova.virt.libvirt import config as vconfig
 import pytest
 
+from nova_gpu_ext.virt.tweaks import rom
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext.virt import driver
 from nova_gpu_ext.virt import tweaks
@@ -52,8 +53,21 @@ def test_each_tweak_is_described(installed):
     {'resources:CUSTOM_NVIDIA_A100': '1'},
 ])
 def test_gpu_guests_get_the_defaults(installed, extra_specs):
-    ctx = common.context(extra_specs)
+    # The driver found a GPU among the guest's devices (specs.gpu_guest).
+    ctx = common.context(extra_specs, gpu_guest=True)
     assert _names(tweaks.select(installed, ctx, None)) == DEFAULT_ON
+
+
+@pytest.mark.parametrize('extra_specs', [
+    {'pci_passthrough:alias': 'i210-nic:1'},
+    {'resources:CUSTOM_LICENCE': '1'},
+])
+def test_nic_alias_or_licence_without_a_gpu_device_get_nothing(
+        installed, extra_specs):
+    ctx = common.context(extra_specs, gpu_guest=False)
+    assert tweaks.select(installed, ctx, None) == []
+    # Judged by the flavor alone (no device count), not GPU guests either.
+    assert tweaks.select(installed, common.context(extra_specs), None) == []
 
 
 def test_non_gpu_guests_get_nothing(installed):
@@ -163,7 +177,8 @@ def test_fast_boot_options_registered_with_their_defaults(conf):
     from nova_gpu_ext.conf import fast_boot
     settings = gpu_conf.tweak_settings(conf)
     assert settings['prealloc_max_threads'] == 16
-    assert settings['keep_gpu_rom_ids'] == []
+    assert sorted(settings['keep_gpu_rom_ids']) == sorted(
+        rom.KEEP_ROM_DEFAULT)
     assert settings['usb_tablet_with_console'] is True
     assert settings['hugepage_sizes_kb'] == [1048576, 2048]
     assert gpu_conf.enabled_tweak_names(conf) is None

@@ -38,6 +38,9 @@ class TweakContext:
     settings: dict = dataclasses.field(default_factory=dict)
     image_meta: Any = None
     flavor: Any = None
+    # Is this a GPU guest (specs.gpu_guest: a GPU among its devices, a vGPU
+    # or a render node)? None: judge by the flavor alone.
+    gpu_guest: Optional[bool] = None
 
 
 class DomainTweak(abc.ABC):
@@ -116,7 +119,10 @@ def select(tweaks: dict, ctx: TweakContext, enabled_names,
         if flavor_switch is None:
             fast_boot = request.fast_boot
             if fast_boot is None:
-                fast_boot = fast_boot_default and request.is_gpu_guest
+                gpu_guest = ctx.gpu_guest
+                if gpu_guest is None:
+                    gpu_guest = request.is_gpu_guest
+                fast_boot = fast_boot_default and gpu_guest
             wanted = fast_boot and tweak.default_for_gpu_guests
         else:
             wanted = flavor_switch

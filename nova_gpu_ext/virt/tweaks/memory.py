@@ -24,6 +24,12 @@ threads. On this project's 2-core test machine, through libvirt, 8 GiB took
        ``[compute] cpu_shared_set``);
     3. else all host CPUs (the topology, or ``os.cpu_count()``).
 
+    Only guests with a device that pins their memory get it by default
+    (PCI/VF hostdev, mdev, hostdev/vDPA interface): a render-node-only
+    (virgl) guest has no pinning to hide, so there preallocation would
+    only add boot time (+~980 ms for 8 GiB on one thread here) and give up
+    memory overcommit; such a flavor may still ask for it with
+    ``gpu:tweak:prealloc_threads=true``.
     With fewer than two threads the tweak changes nothing: one thread is
     what pinning costs anyway. Preallocation gives up memory overcommit
     for the guest: for PCI/VF passthrough guests VFIO pins all memory
@@ -101,6 +107,12 @@ class PreallocThreads(tweaks.DomainTweak):
 
     def apply(self, guest, ctx):
         if not guestinfo.is_qemu_hvm(guest):
+            return []
+        if not guestinfo.memory_pinning_devices(guest) and \
+                ctx.request.tweak(self.name) is not True:
+            # Nothing pins the memory (a render-node-only virgl guest):
+            # preallocating would only add boot time and give up
+            # overcommit. A flavor may still ask for it.
             return []
         cap = int(ctx.settings.get('prealloc_max_threads')
                   or DEFAULT_MAX_THREADS)

@@ -12,8 +12,10 @@ Layer rule: adapter (domain tweak plugins). Each class changes only the
     compute guests do. GPUs whose guests need the VBIOS (the GPU as the boot
     display, a UEFI GOP driver, drivers that read the ROM through the BAR)
     are listed by ``vendor:device`` in ``[gpu_ext] keep_gpu_rom_ids`` and
-    keep upstream's XML. Passed-through functions that are not GPUs (NICs,
-    NVMe, ...) are never touched: their option ROM may be how the guest
+    keep upstream's XML; its default is :data:`KEEP_ROM_DEFAULT`
+    (workstation GPUs used as the primary display, with the reason each).
+    Passed-through functions that are not GPUs (NICs, NVMe, ...) are never
+    touched: their option ROM may be how the guest
     boots. SR-IOV VFs have no ROM BAR (PCIe SR-IOV spec), so for GPU VFs
     the element only makes that explicit. mdev (vGPU) hostdevs have no ROM.
 
@@ -34,6 +36,25 @@ from nova.virt.libvirt import config as vconfig
 from nova_gpu_ext.virt import tweaks
 from nova_gpu_ext.virt import xmlconfig
 from nova_gpu_ext.virt.tweaks import guestinfo
+
+#: GPUs whose guests need their video BIOS, kept by default (the default of
+#: ``[gpu_ext] keep_gpu_rom_ids``), with the reason. Workstation GPUs with
+#: display outputs are passed through as the guest's primary display: the
+#: guest firmware (SeaBIOS VGA, OVMF GOP) runs their VBIOS to drive the
+#: screen before the guest driver loads. AMD's amdgpu driver also needs the
+#: ATOM BIOS to initialise the GPU at all, and in a guest (no ACPI VFCT
+#: table from the host firmware) it reads it through the ROM BAR.
+#: Data-centre GPUs without display outputs (T4, A100, H100, L4...) and
+#: SR-IOV VFs (no ROM BAR) are not listed.
+KEEP_ROM_DEFAULT = {
+    '10de:1e30': 'NVIDIA Quadro RTX 6000/8000: primary display (VBIOS/GOP)',
+    '10de:2230': 'NVIDIA RTX A6000: primary display (VBIOS/GOP)',
+    '10de:2231': 'NVIDIA RTX A5000: primary display (VBIOS/GOP)',
+    '1002:73a3': 'AMD Radeon PRO W6800: primary display; amdgpu reads its '
+                 'ATOM BIOS through the ROM BAR in a guest',
+    '1002:7448': 'AMD Radeon PRO W7900: primary display; amdgpu reads its '
+                 'ATOM BIOS through the ROM BAR in a guest',
+}
 
 _ID_RE = re.compile(r'^([0-9a-fA-F]{4}):([0-9a-fA-F]{4}|\*)$')
 
@@ -80,8 +101,11 @@ class GPUROMBarOff(tweaks.DomainTweak):
             ids = '%04x:%04x' % (gpu.vendor_id, gpu.device_id)
             if ((gpu.vendor_id, gpu.device_id) in keep or
                     (gpu.vendor_id, '*') in keep):
-                lines.append('hostdev %s (%s %s): ROM kept (keep_gpu_rom_ids)'
-                             % (address, gpu.kind.value, ids))
+                why = KEEP_ROM_DEFAULT.get(ids)
+                lines.append('hostdev %s (%s %s): ROM kept '
+                             '(keep_gpu_rom_ids%s)' % (
+                                 address, gpu.kind.value, ids,
+                                 ': ' + why if why else ''))
                 continue
             xmlconfig.promote(dev, xmlconfig.GuestHostdevPCI).rom_bar = False
             lines.append("hostdev %s (%s %s): rom bar='off'" % (
