@@ -89,8 +89,12 @@ def host_gl(driver) -> Optional[dict]:
     import nova.conf
     from nova.objects import fields
     conf = nova.conf.CONF
-    return read(driver._host.get_connection(),
-                fields.Architecture.from_host(), conf.libvirt.virt_type)
+    try:
+        connection = driver._host.get_connection()
+    except Exception:   # no libvirt connection: nothing known, never raise
+        return None
+    return read(connection, fields.Architecture.from_host(),
+                conf.libvirt.virt_type)
 
 
 def check_render_node_host(driver, instance):
