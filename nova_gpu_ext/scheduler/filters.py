@@ -80,15 +80,16 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         if summary is None:
             return True     # GPUExtHostFilter decides about such hosts
         flavor = spec_obj.flavor
-        policy = affinity.effective_policy(
-            request.numa_affinity_policy,
-            (flavor.extra_specs or {}).get('hw:pci_numa_affinity_policy'),
-            bool(request.pci_aliases), CONF.gpu_ext.numa_affinity_policy)
-        needs = affinity.GuestNeeds(flavor.vcpus, flavor.memory_mb, policy)
+        # Image and port input may narrow the flavor's bounds, never widen
+        # them; a guest NUMA topology (hw_numa_nodes) skips nothing.
+        effective = sched_request.resolved(
+            spec_obj, request, CONF.gpu_ext.numa_affinity_policy)
+        for note in effective.ignored:
+            LOG.debug('GPUPlacementFilter: %s', note)
+        needs = effective.needs(flavor.vcpus, flavor.memory_mb)
         nodes = sched_request.node_capacities(host_state, summary)
-        has_numa = getattr(spec_obj, 'numa_topology', None) is not None
         reasons = []
-        if request.wants_devices and not has_numa:
+        if request.wants_devices:
             if not self._filter_gpu_candidates(
                     host_state, request, needs, nodes, summary, reasons,
                     spec_obj):
