@@ -141,8 +141,9 @@ def discover_host(paths):
             vfs_of.setdefault(sriov_facts.physfn, []).append(
                 function.address)
         else:
-            numa_node = resolve_numa_node(function.numa_node, nodes, reader,
-                                          what)
+            numa_node = resolve_numa_node(
+                function.numa_node, nodes, reader,
+                '%s (%s/numa_node)' % (what, function.path))
         if sriov_facts.totalvfs:
             pfs[function.address] = (numa_node, local_cpus, vendor_id)
         peers = ()

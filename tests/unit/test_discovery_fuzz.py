@@ -375,3 +375,13 @@ def test_the_same_damage_is_logged_once_per_process(hosts):
     # Still listed every time (inspect, explain), logged the first time.
     assert first.warnings == second.warnings and first.warnings
     assert sum(handler.messages.values()) == len(first.warnings)
+
+
+def test_an_absurd_numa_node_is_unknown_and_names_its_file(hosts):
+    host = hosts['dgx_2socket_8gpu']
+    numa = next(p for p in host.opened
+                if p.endswith('/0000:07:00.0/numa_node'))
+    topology = check(host, [('absurd', numa, '999999')])
+    assert topology.gpu('0000:07:00.0').numa_node is None
+    assert any(numa in w and 'NUMA node 999999' in w
+               for w in topology.warnings)
