@@ -18,6 +18,7 @@ from nova.scheduler import filters
 from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
+from nova_gpu_ext import summary_compat
 from nova_gpu_ext.placement import affinity
 from nova_gpu_ext.scheduler import request as sched_request
 from nova_gpu_ext.scheduler import weighers
@@ -79,6 +80,8 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         summary = sched_request.host_summary(host_state)
         if summary is None:
             return True     # GPUExtHostFilter decides about such hosts
+        if summary_compat.is_partial(summary):
+            return True     # facts unreadable (upgrade): the compute decides
         flavor = spec_obj.flavor
         # Image and port input may narrow the flavor's bounds, never widen
         # them; a guest NUMA topology (hw_numa_nodes) skips nothing.
@@ -95,7 +98,7 @@ class GPUPlacementFilter(filters.BaseHostFilter,
                     spec_obj):
                 self._log_refusal(host_state, reasons)
                 return False
-        if request.wants_render_node:
+        if request.wants_render_node and 'render_nodes' in summary:
             limit = CONF.gpu_ext.render_node_max_guests
             slots = [affinity.RenderSlot(
                 r['name'], r.get('path', ''), r.get('node'),
