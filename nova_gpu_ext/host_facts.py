@@ -8,6 +8,7 @@ back with :func:`summary_from_stats`. Both sides therefore work from the same
 facts, read once on the host.
 """
 
+import collections
 import json
 
 from oslo_log import log as logging
@@ -119,16 +120,30 @@ def add_vf_providers(entry, topology, uuids):
 
 
 def summary_from_stats(stats):
-    """The host summary a compute published, or None (not our driver)."""
-    raw = (stats or {}).get(STATS_KEY)
+    """The host summary a compute published, or None (not our driver).
+
+    Any version, or a damaged one, comes back in the shape the scheduler
+    reads (:func:`nova_gpu_ext.summary_compat.normalize`); what had to be
+    dropped marks it partial and is logged once per distinct value.
+    """
+    from nova_gpu_ext import summary_compat
+    raw = stats.get(STATS_KEY) if isinstance(stats, dict) else None
     if not raw:
         return None
-    try:
-        return json.loads(raw)
-    except (TypeError, ValueError):
-        LOG.warning('Ignoring an unreadable %s entry in compute node stats',
-                    STATS_KEY)
-        return None
+    if isinstance(raw, dict):
+        decoded = raw
+    else:
+        try:
+            decoded = json.loads(raw)
+        except (TypeError, ValueError):
+            decoded = _UNREADABLE
+    if decoded is _UNREADABLE:
+        summary, problems = summary_compat.unusable('not JSON'), ['not JSON']
+    else:
+        summary, problems = summary_compat.normalize(decoded)
+    if problems:
+        _warn_once(raw, problems)
+    return summary
 
 
 def gpu_facts(entry, tenants, profile_for, resident_min_share=None):
@@ -180,3 +195,20 @@ def gpu_facts(entry, tenants, profile_for, resident_min_share=None):
         shared=True, created=created, available=available, tenants=tenants,
         profile=profile_for(type_name), type_name=type_name,
         resident_min_share=resident_min_share, **common)
+
+
+_UNREADABLE = object()
+_WARNED = collections.OrderedDict()
+
+
+def _warn_once(raw, problems):
+    key = hash(raw if isinstance(raw, (str, bytes)) else repr(raw))
+    if key in _WARNED:
+        return
+    _WARNED[key] = None
+    while len(_WARNED) > 256:
+        _WARNED.popitem(last=False)
+    LOG.warning('A compute published a %s summary the scheduler cannot '
+                'fully read (%s); its hosts pass the GPU filters and the '
+                'compute enforces the rules', STATS_KEY,
+                '; '.join(problems)[:500])

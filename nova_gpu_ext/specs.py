@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 PREFIX = 'gpu:'
 
@@ -78,8 +78,9 @@ class SpecKey:
             return 'an integer%s%s%s' % (lo, sep, hi)
         return 'a string'
 
-    def coerce(self, value: str) -> Any:
-        """Return the typed value or raise InvalidExtraSpec."""
+    def coerce(self, value: str, key: Optional[str] = None) -> Any:
+        """Return the typed value or raise InvalidExtraSpec (naming
+        ``key``, the key as written, when given)."""
         text = str(value).strip()
         why = dict(self.refused).get(text)
         if why:
@@ -104,7 +105,7 @@ class SpecKey:
             return text
         raise InvalidExtraSpec(
             "Invalid value %r for extra spec '%s': expected %s." % (
-                value, self.key, self.allowed()))
+                value, key or self.key, self.allowed()))
 
 
 # Tweak names are defined by the domain tweak plugins; the key accepts any
@@ -189,10 +190,22 @@ def find_key(key: str) -> tuple[SpecKey, dict[str, str]]:
             key, PREFIX.rstrip(':'), known))
 
 
-def validate(key: str, value: str) -> Any:
-    """Validate one ``gpu:`` extra spec; return its typed value."""
-    row, _params = find_key(key)
-    return row.coerce(value)
+def validate(key: str, value: str,
+             known_tweaks: Optional[Iterable[str]] = None) -> Any:
+    """Validate one ``gpu:`` extra spec; return its typed value.
+
+    With ``known_tweaks`` (the installed tweak names), a ``gpu:tweak:<name>``
+    key whose name is not among them is refused, naming the installed
+    ones: a typo must not leave an operator believing a tweak is off.
+    """
+    row, params = find_key(key)
+    if known_tweaks is not None and 'name' in params:
+        names = sorted(known_tweaks)
+        if params['name'] not in names:
+            raise InvalidExtraSpec(
+                "Unknown tweak '%s' in extra spec '%s'; installed tweaks: "
+                "%s." % (params['name'], key, ', '.join(names) or 'none'))
+    return row.coerce(value, key)
 
 
 # -- what a flavor asks for --------------------------------------------------
@@ -316,7 +329,7 @@ def parse(extra_specs: Mapping[str, str],
         try:
             if key.startswith(PREFIX):
                 row, params = find_key(key)
-                typed = row.coerce(value)
+                typed = row.coerce(value, key)
                 gpu_keys.append(key)
                 if 'name' in params:
                     tweaks[params['name']] = typed

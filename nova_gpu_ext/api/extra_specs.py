@@ -5,7 +5,9 @@ the same table the scheduler and driver parse, so the API accepts exactly
 what the services understand. Registered through the
 ``nova.api.extra_spec_validators`` entry point; Nova then answers HTTP 400
 for an unknown ``gpu:`` key or a bad value (microversion 2.86 and later),
-with our message naming the key and the allowed values.
+with our message naming the key and the allowed values. A
+``gpu:tweak:<name>`` key is refused unless ``<name>`` is an installed domain
+tweak, and the message lists the installed ones.
 """
 
 from nova.api.validation.extra_specs import base
@@ -19,9 +21,20 @@ class GPUExtraSpecValidator(base.ExtraSpecValidator):
 
     def validate(self, name, value):
         try:
-            specs.validate(name, value)
+            specs.validate(name, value, known_tweaks=installed_tweaks())
         except specs.InvalidExtraSpec as exc:
             raise exception.ValidationError(str(exc))
+
+
+def installed_tweaks():
+    """The names of the installed domain tweaks (entry points of the
+    ``nova_gpu_ext.domain_tweaks`` namespace; API nodes run the same
+    package as the computes). Read from the package metadata, without
+    importing the tweaks."""
+    from importlib import metadata
+    from nova_gpu_ext.virt import tweaks
+    return sorted({ep.name for ep in metadata.entry_points(
+        group=tweaks.NAMESPACE)})
 
 
 def _nova_value(row):

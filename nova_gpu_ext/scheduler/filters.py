@@ -19,6 +19,7 @@ from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext import host_facts
+from nova_gpu_ext import summary_compat
 from nova_gpu_ext.placement import affinity
 from nova_gpu_ext.scheduler import numa_candidates
 from nova_gpu_ext.scheduler import request as sched_request
@@ -82,19 +83,25 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         summary = sched_request.host_summary(host_state)
         if summary is None:
             return True     # GPUExtHostFilter decides about such hosts
+        if summary_compat.is_partial(summary):
+            return True     # facts unreadable (upgrade): the compute decides
         flavor = spec_obj.flavor
-        policy = affinity.effective_policy(
-            request.numa_affinity_policy,
-            (flavor.extra_specs or {}).get('hw:pci_numa_affinity_policy'),
-            bool(request.pci_aliases), CONF.gpu_ext.numa_affinity_policy)
+        # Image and port input may narrow the flavor's bounds, never widen
+        # them; a guest NUMA topology (hw_numa_nodes) skips nothing.
+        effective = sched_request.resolved(
+            spec_obj, request, CONF.gpu_ext.numa_affinity_policy)
+        for note in effective.ignored:
+            LOG.debug('GPUPlacementFilter: %s', note)
         has_numa = getattr(spec_obj, 'numa_topology', None) is not None
-        gpu_policy = policy
+        gpu_policy = effective.policy
         if has_numa:
             # Nova's NUMA fitting places the cells of a guest with a NUMA
             # topology (steered to the GPU's node by numa_candidates);
             # sharing admission and pack/spread still apply.
-            policy = 'legacy'
-        needs = affinity.GuestNeeds(flavor.vcpus, flavor.memory_mb, policy)
+            needs = affinity.GuestNeeds(flavor.vcpus, flavor.memory_mb,
+                                        'legacy')
+        else:
+            needs = effective.needs(flavor.vcpus, flavor.memory_mb)
         nodes = sched_request.node_capacities(host_state, summary)
         if not self._decide(host_state, spec_obj, request, needs, nodes,
                             summary):
@@ -150,7 +157,8 @@ class GPUPlacementFilter(filters.BaseHostFilter,
                                    CONF.gpu_ext.sharing_default_placement),
             min_share=request.min_share,
             wants_devices=request.wants_devices and bool(gpus),
-            wants_render=request.wants_render_node), facts)
+            wants_render=request.wants_render_node and
+            'render_nodes' in summary), facts)
         if not decision.ok:
             self._log_refusal(host_state,
                               list(missing) + list(decision.reasons))

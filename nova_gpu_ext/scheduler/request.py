@@ -8,6 +8,7 @@ way the compute driver does, so both sides decide from the same facts.
 from oslo_log import log as logging
 
 from nova_gpu_ext import host_facts
+from nova_gpu_ext import request_inputs
 from nova_gpu_ext import specs
 
 LOG = logging.getLogger(__name__)
@@ -26,6 +27,17 @@ def gpu_request(spec_obj):
         extra_specs,
         on_error=lambda exc: LOG.warning(
             'Ignoring invalid flavor extra spec: %s', exc))
+
+
+def resolved(spec_obj, request, default_policy):
+    """The effective request (flavor bounds, image and port input) for
+    this ``RequestSpec``; see :mod:`nova_gpu_ext.placement.inputs`."""
+    flavor = getattr(spec_obj, 'flavor', None)
+    return request_inputs.resolve(
+        getattr(flavor, 'extra_specs', None),
+        request_inputs.field(spec_obj, 'image'),
+        request_inputs.field(spec_obj, 'pci_requests'),
+        default_policy, request)
 
 
 def host_summary(host_state):

@@ -49,9 +49,13 @@ def resolve_numa_node(raw, nodes, reader, what):
     return raw
 
 
-def read_upstream(paths, address):
+def read_upstream(paths, address, reader=None):
     """The bridges above a device, from where its sysfs directory is."""
-    real = os.path.realpath(paths.pci_device_dir(str(address)))
+    real = (reader.realpath(paths.pci_device_dir(str(address)))
+            if reader is not None
+            else os.path.realpath(paths.pci_device_dir(str(address))))
+    if real is None:
+        return ()
     parts = real.split(os.sep)
     for i, part in enumerate(parts):
         if part.startswith('pci') and ':' in part:
@@ -137,8 +141,9 @@ def discover_host(paths):
             vfs_of.setdefault(sriov_facts.physfn, []).append(
                 function.address)
         else:
-            numa_node = resolve_numa_node(function.numa_node, nodes, reader,
-                                          what)
+            numa_node = resolve_numa_node(
+                function.numa_node, nodes, reader,
+                '%s (%s/numa_node)' % (what, function.path))
         if sriov_facts.totalvfs:
             pfs[function.address] = (numa_node, local_cpus, vendor_id)
         peers = ()
@@ -158,7 +163,7 @@ def discover_host(paths):
                 card = node.path
         upstream = ()
         if sriov_facts.physfn is None:
-            upstream = read_upstream(paths, function.address)
+            upstream = read_upstream(paths, function.address, reader)
         gpus.append(model.GPU(
             address=function.address,
             vendor_id=vendor_id,

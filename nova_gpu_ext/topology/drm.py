@@ -23,7 +23,9 @@ def read_drm_nodes(paths, reader):
         # class/drm/<name> links to <device>/drm/<name>: the device that
         # owns the node is two levels up (a PCI function, or a platform
         # device such as vgem).
-        real = os.path.realpath(os.path.join(paths.drm_class_dir, name))
+        real = reader.realpath(os.path.join(paths.drm_class_dir, name))
+        if real is None:
+            continue
         device = os.path.dirname(os.path.dirname(real))
         device_name = os.path.basename(device)
         pci_address = None

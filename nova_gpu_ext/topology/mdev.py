@@ -28,7 +28,7 @@ def read_mdev_types(reader, device_path, entries):
                 os.path.join(type_dir, 'device_api')) or None,
             available_instances=reader.parsed(
                 os.path.join(type_dir, 'available_instances'),
-                sr.parse_int, required=True, what='an instance count'),
+                sr.parse_count, required=True, what='an instance count'),
         ))
     return tuple(types)
 

@@ -53,7 +53,7 @@ def read_hugepages_free(paths, reader, node_id):
         if not match:
             continue
         count = reader.parsed(os.path.join(base, name, 'free_hugepages'),
-                              sr.parse_int, what='a page count')
+                              sr.parse_count, what='a page count')
         if count is not None:
             free.append((int(match.group(1)), count))
     return tuple(sorted(free))

@@ -67,7 +67,7 @@ def read_function(reader, path, address, entries, pci_class):
         if 'current_link_speed' in entries:
             speed = reader.text(path + '/current_link_speed') or None
         width = _read(reader, path, entries, 'current_link_width',
-                      sr.parse_int, 'a link width')
+                      sr.parse_count, 'a link width')
     iommu_group = None
     if 'iommu_group' in entries:
         iommu = reader.link_name(path + '/iommu_group', check=not is_vf)

@@ -43,7 +43,7 @@ def read_sriov(reader, device_path, entries):
     return SRIOVFacts(
         physfn=physfn,
         totalvfs=reader.parsed(os.path.join(device_path, 'sriov_totalvfs'),
-                               sr.parse_int, what='a VF count'),
+                               sr.parse_count, what='a VF count'),
         numvfs=reader.parsed(os.path.join(device_path, 'sriov_numvfs'),
-                             sr.parse_int, what='a VF count'),
+                             sr.parse_count, what='a VF count'),
     )

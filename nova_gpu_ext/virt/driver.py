@@ -28,6 +28,7 @@ from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext import host_facts
+from nova_gpu_ext import request_inputs
 from nova_gpu_ext import specs
 from nova_gpu_ext.virt import domcaps
 from nova_gpu_ext.virt import gpu_affinity
@@ -196,14 +197,25 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
                 'Ignoring invalid flavor extra spec: %s', exc,
                 instance=instance))
 
-    def gpu_policy(self, instance, request):
+    def gpu_inputs(self, instance, request, image_meta=None):
+        """The effective request: the flavor's bounds, narrowed (never
+        widened) by the image and the ports (see
+        :mod:`nova_gpu_ext.placement.inputs`)."""
+        if image_meta is None:
+            try:
+                from nova import objects
+                image_meta = objects.ImageMeta.from_instance(instance)
+            except Exception:
+                image_meta = None
+        return request_inputs.resolve(
+            instance.flavor.extra_specs if instance.flavor else {},
+            image_meta, request_inputs.field(instance, 'pci_requests'),
+            CONF.gpu_ext.numa_affinity_policy, request)
+
+    def gpu_policy(self, instance, request, image_meta=None):
         """The NUMA affinity policy for this guest (see
-        :func:`affinity.effective_policy`)."""
-        extra_specs = instance.flavor.extra_specs if instance.flavor else {}
-        return gpu_affinity.affinity.effective_policy(
-            request.numa_affinity_policy,
-            extra_specs.get('hw:pci_numa_affinity_policy'),
-            bool(request.pci_aliases), CONF.gpu_ext.numa_affinity_policy)
+        :func:`affinity.effective_policy` and :meth:`gpu_inputs`)."""
+        return self.gpu_inputs(instance, request, image_meta).policy
 
     def _get_guest_config(self, instance, network_info, image_meta,
                           disk_info, *args, **kwargs):
@@ -234,8 +246,12 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         if request.wants_render_node:
             domcaps.check_render_node_host(self, instance)
         if gpu_guest:
-            policy = self.gpu_policy(instance, request)
-            affinity_changes = gpu_affinity.apply(
+            effective = self.gpu_inputs(instance, request, image_meta)
+            policy = effective.policy
+            for note in effective.ignored:
+                LOG.warning('nova-gpu-ext: %s', note, instance=instance)
+            affinity_changes = ['input: %s' % n for n in effective.notes]
+            affinity_changes += gpu_affinity.apply(
                 self, guest, instance, request,
                 domcaps.with_present_render_nodes(self, ctx.host), policy,
                 self.render_nodes, CONF.gpu_ext.render_node_max_guests)

@@ -45,11 +45,22 @@ class GPUExtraSpecAPITest(base.GPUExtTestBase):
     def test_every_valid_value_in_the_table_is_accepted(self):
         samples = {bool: 'true', int: '50'}
         for row in specs.SPEC_TABLE:
-            key = row.key.replace('{name}', 'bootmenu_off')
+            key = row.key.replace('{name}', 'boot_menu_off')
             value = row.enum[0] if row.enum else samples[row.type]
             with self.subTest(key=key):
                 result = self._post(key, value)
                 self.assertEqual(value, result.body['extra_specs'][key])
+
+    def test_unknown_tweak_name_is_400_naming_the_installed_tweaks(self):
+        from nova_gpu_ext.api import extra_specs
+        installed = extra_specs.installed_tweaks()
+        self._assert_400('gpu:tweak:prealloc_thread', 'false',
+                         'gpu:tweak:prealloc_thread', 'installed tweaks',
+                         *installed)
+        # The real name is accepted, and nothing was stored for the typo.
+        self._post('gpu:tweak:prealloc_threads', 'false')
+        stored = self.admin_api.get_extra_specs(self.flavor_id)
+        self.assertEqual({'gpu:tweak:prealloc_threads': 'false'}, stored)
 
     def test_other_namespaces_are_untouched(self):
         self._post('hw:numa_nodes', '1')

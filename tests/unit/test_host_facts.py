@@ -32,8 +32,12 @@ def test_summary_round_trips_through_stats(tmp_path):
         ('0000:03:00.0', 'pf', 0, 8), ('0000:83:00.0', 'pf', 1, 16)]
     assert [n['cpus'] for n in summary['nodes']] == [12, 12]
     assert host_facts.summary_from_stats({}) is None
-    assert host_facts.summary_from_stats(
-        {host_facts.STATS_KEY: '{not json'}) is None
+    # Unreadable, but published by nova-gpu-ext: not "no summary" (that
+    # made GPUExtHostFilter refuse the host), an empty partial one.
+    unreadable = host_facts.summary_from_stats(
+        {host_facts.STATS_KEY: '{not json'})
+    assert unreadable['partial'] == 'not JSON'
+    assert unreadable['gpus'] == [] and unreadable['nodes'] == []
 
 
 def test_provider_traits_name_nova_pgpu_and_pci_providers(tmp_path):
