@@ -30,6 +30,7 @@ from oslo_log import log as logging
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext import host_facts
 from nova_gpu_ext import specs
+from nova_gpu_ext.virt import boot_telemetry
 from nova_gpu_ext.virt import gpu_affinity
 from nova_gpu_ext.virt import tweaks
 
@@ -144,6 +145,7 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
             data.setdefault('stats', {})[STATS_KEY] = json.dumps(
                 self.gpu_host_summary(topology), sort_keys=True,
                 separators=(',', ':'))
+        boot_telemetry.add_stats(self, data)
         return data
 
     def update_provider_tree(self, provider_tree, nodename, allocations=None):
@@ -302,6 +304,12 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
                     key = str(gpu.physfn)
                     counts[key] = counts.get(key, 0) + 1
         return counts
+
+    def _create_guest(self, context, xml, instance, *args, **kwargs):
+        """Upstream's, with the boot phases of a build timed."""
+        return boot_telemetry.create_guest(
+            self, super()._create_guest, context, xml, instance, *args,
+            **kwargs)
 
     # -- live migration -----------------------------------------------------
 
