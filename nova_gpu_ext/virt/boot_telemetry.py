@@ -167,9 +167,9 @@ class BuildWatch:
                     match = KERNEL_FIRST.search(data)
                     if match:
                         self.marks['kernel'] = stamp
-                        end = data.find(b'\n', match.start())
-                        self.kernel_line = data[match.start():(
-                            end if end >= 0 else None)].decode(
+                        line = re.split(rb'[\r\n]', data[match.start():],
+                                        1)[0]
+                        self.kernel_line = line.decode(
                             'utf-8', 'replace').strip()[:200]
                         break
                 elif size < len(data):
