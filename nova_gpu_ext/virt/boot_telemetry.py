@@ -153,7 +153,10 @@ class BuildWatch:
         deadline = now() + timeout
         data = b''
         try:
-            while now() < deadline:
+            while now() < deadline and len(data) < (1 << 20):
+                if 'kernel' in self.marks and \
+                        now() > self.marks['kernel'] + 1.0:
+                    break
                 try:
                     size = os.stat(path).st_size
                 except OSError:
@@ -166,12 +169,15 @@ class BuildWatch:
                     self.marks.setdefault('console', stamp)
                     match = KERNEL_FIRST.search(data)
                     if match:
-                        self.marks['kernel'] = stamp
-                        line = re.split(rb'[\r\n]', data[match.start():],
-                                        1)[0]
-                        self.kernel_line = line.decode(
+                        self.marks.setdefault('kernel', stamp)
+                        rest = data[match.start():]
+                        self.kernel_line = re.split(
+                            rb'[\r\n]', rest, 1)[0].decode(
                             'utf-8', 'replace').strip()[:200]
-                        break
+                        # The whole line, if it comes within a second.
+                        if re.search(rb'[\r\n]', rest) or \
+                                now() > self.marks['kernel'] + 1.0:
+                            break
                 elif size < len(data):
                     data = b''  # truncated (log rotated): read again
                 time.sleep(POLL)

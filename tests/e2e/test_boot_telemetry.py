@@ -117,8 +117,8 @@ def test_phases_add_up_to_first_console(lab, driver_xml, libvirt_conn,
     assert reported, 'no boot phases reported within 120 s'
     watch = reported[0]
     phases = watch.phases_ms()
-    print('%s: phases %s; kernel line %r' % (flavor, phases,
-                                            watch.kernel_line))
+    print('%s: phases %s; kernel line %r' % (
+        flavor, phases, watch.kernel_line))
     assert {'defined', 'qemu_started', 'qemu_init', 'firmware',
             'kernel'} <= set(phases), phases
     assert 'launched' not in phases     # QEMU's start was seen
