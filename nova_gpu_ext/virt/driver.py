@@ -16,7 +16,8 @@ Hooks used (all checked against the tested Nova range):
   ``HostState.stats``.
 * ``update_provider_tree``: tags the compute node provider with
   ``CUSTOM_GPU_EXT`` and each physical GPU provider with its NUMA node and
-  socket traits.
+  socket traits (and health traits, see ``topology/health.py``).
+* ``_create_guest``: times a build's boot phases (``boot_telemetry``).
 """
 
 import collections
