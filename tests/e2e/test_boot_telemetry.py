@@ -15,6 +15,9 @@ phase must have been seen.
 """
 
 import datetime
+import os
+import shutil
+import tempfile
 import time
 import types
 import uuid as uuidlib
@@ -43,9 +46,17 @@ class _Host:
         return libvirt_guest.Guest(self.conn.defineXML(xml))
 
 
-def _with_console_log(xml, log_path, name):
+def _with_console_log(xml, log_path, name, disk_copies):
     root = etree.fromstring(xml.encode())
     root.find('name').text = name
+    # A private copy of the lab's boot disk: other runs on this machine
+    # (and a lab rebuilding it) must not hold QEMU's write lock on ours.
+    for source in root.iterfind("./devices/disk[@device='disk']/source"):
+        if source.get('file'):
+            copy = os.path.join(disk_copies, os.path.basename(
+                source.get('file')))
+            shutil.copyfile(source.get('file'), copy)
+            source.set('file', copy)
     serial = root.find('./devices/serial')
     for log in serial.findall('log'):
         serial.remove(log)
@@ -74,7 +85,11 @@ def test_phases_add_up_to_first_console(lab, driver_xml, libvirt_conn,
     uuid = etree.fromstring(prepared.xml.encode()).findtext('uuid')
     name = 'gpu-ext-telemetry-%s' % uuidlib.uuid4().hex[:8]
     console_log = str(tmp_path / 'console.log')
-    xml = _with_console_log(prepared.xml, console_log, name)
+    # Next to the lab's guest: a directory QEMU's user can read.
+    disk_copies = tempfile.mkdtemp(prefix='telemetry-', dir=os.path.dirname(
+        lab.guest.initrd))
+    os.chmod(disk_copies, 0o755)
+    xml = _with_console_log(prepared.xml, console_log, name, disk_copies)
 
     reported = []
     monkeypatch.setattr(boot_telemetry, 'report',
@@ -114,6 +129,7 @@ def test_phases_add_up_to_first_console(lab, driver_xml, libvirt_conn,
         guest._domain.undefine()
         if reader is not None:
             reader.close()
+        shutil.rmtree(disk_copies, ignore_errors=True)
     assert reported, 'no boot phases reported within 120 s'
     watch = reported[0]
     phases = watch.phases_ms()
