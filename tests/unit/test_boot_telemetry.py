@@ -108,8 +108,11 @@ def test_watch_reads_console_log_until_kernel_line(tmp_path, monkeypatch):
     assert set(phases) == {'defined', 'qemu_started', 'qemu_init',
                            'firmware', 'kernel'}
     assert phases['defined'] == pytest.approx(3000, abs=100)
+    # The console is stamped when the watch sees it (5 ms polls, later on
+    # a loaded machine), never before it was written.
     assert phases['firmware'] >= 100
-    assert phases['kernel'] >= 100
+    assert phases['kernel'] > 0
+    assert phases['firmware'] + phases['kernel'] >= 200
     assert watch.kernel_line == 'Linux version 6.1.0-28-cloud-amd64 (gcc)'
 
 
