@@ -28,12 +28,32 @@ def discover(sysfs_root, dev_root='/dev', previous=None):
     from nova_gpu_ext.topology import discover as discovery
     from nova_gpu_ext.topology import paths
     try:
-        return discovery.discover_host(
-            paths.SysfsPaths(sysfs_root, dev_root=dev_root))
+        topology = discovery.discover_host(
+            paths.SysfsPaths(sysfs_root, dev_root=dev_root),
+            previous=previous)
     except Exception:  # a strange sysfs must never stop nova-compute
         LOG.exception('GPU topology discovery failed under %s; keeping the '
                       'previous view of this host', sysfs_root)
         return previous if previous is not None else EMPTY_HOST
+    log_changes(previous, topology)
+    return topology
+
+
+def log_changes(previous, topology):
+    """Log GPU health problems and unknown NUMA nodes once, when they
+    change (discovery runs on every resource update)."""
+    from nova_gpu_ext.topology import health
+    for address, new, cleared in health.changes(
+            previous.health if previous is not None else (),
+            topology.health):
+        for message in new:
+            LOG.warning('GPU %s: %s', address, message)
+        for message in cleared:
+            LOG.info('GPU %s: no longer %s', address, message)
+    seen = set(previous.warnings) if previous is not None else set()
+    for message in topology.warnings:
+        if 'NUMA node' in message and message not in seen:
+            LOG.warning('%s', message)
 
 
 def host_summary(topology):
@@ -71,6 +91,15 @@ def provider_traits(topology, nodename):
             continue
         for name in provider_names(gpu, nodename):
             out[name] = traits
+    # A GPU that vanished or failed is no longer discovered; its provider
+    # (while Nova keeps it) says so.
+    from nova_gpu_ext.topology import health
+    for entry in topology.health:
+        if topology.gpu(entry.address) is None and health.traits(entry):
+            address = model.PCIAddress.parse(entry.address)
+            for name in ('%s_%s' % (nodename, address.libvirt_name),
+                         '%s_%s' % (nodename, str(address).upper())):
+                out[name] = health.traits(entry)
     return out
 
 

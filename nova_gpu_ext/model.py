@@ -173,6 +173,28 @@ class GPU:
 
 
 @dataclasses.dataclass(frozen=True)
+class GPUHealth:
+    """What the host sees of one physical GPU's health (no guest driver).
+
+    ``aer`` holds the kernel's AER totals since boot, e.g.
+    ``(('correctable', 3), ('nonfatal', 0), ('fatal', 0))``;
+    ``aer_baseline`` the totals at this process's first reading and
+    ``aer_rising`` the kinds whose total rose since then.
+    """
+
+    address: str
+    present: bool = True            # False: the device vanished
+    responds: bool = True           # False: config space reads all ones
+    link_width: Optional[int] = None
+    max_link_width: Optional[int] = None
+    link_speed: Optional[str] = None
+    max_link_speed: Optional[str] = None
+    aer: tuple[tuple[str, int], ...] = ()
+    aer_baseline: tuple[tuple[str, int], ...] = ()
+    aer_rising: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class HostTopology:
     """Everything nova-gpu-ext knows about one host."""
 
@@ -183,6 +205,14 @@ class HostTopology:
     warnings: tuple[str, ...] = ()
     # Display controllers that are not GPUs (BMC consoles, emulated VGA).
     ignored: tuple[str, ...] = ()
+    # Health of each physical GPU, including ones that vanished since.
+    health: tuple[GPUHealth, ...] = ()
+
+    def health_of(self, address: PCIAddress | str) -> Optional[GPUHealth]:
+        for entry in self.health:
+            if entry.address == str(address):
+                return entry
+        return None
 
     def gpu(self, address: PCIAddress | str) -> Optional[GPU]:
         if isinstance(address, str):

@@ -85,6 +85,10 @@ def to_json(topology, source):
         str(g.address): sorted(summary.gpu_traits(topology, g))
         for g in topology.physical_gpus()}
     data['host_summary'] = summary.host_summary(topology)
+    from nova_gpu_ext.topology import health
+    data['health_problems'] = {
+        h.address: [m for _t, m in health.problems(h)]
+        for h in topology.health if health.problems(h)}
     return data
 
 
@@ -162,6 +166,7 @@ def render_table(topology, source, show_vfs=False):
         for gpu in physical:
             parts.append('  %s: %s\n' % (gpu.address, ', '.join(
                 sorted(summary.gpu_traits(topology, gpu)))))
+    parts.append(render_health(topology))
     if topology.ignored:
         parts.append('\nIgnored:\n')
         parts.extend('  %s\n' % line for line in topology.ignored)
@@ -169,6 +174,23 @@ def render_table(topology, source, show_vfs=False):
         parts.append('\nWarnings (%d):\n' % len(topology.warnings))
         parts.extend('  ! %s\n' % line for line in topology.warnings)
     return ''.join(parts)
+
+
+def render_health(topology):
+    """GPU health as the host sees it (links, AER, vanished or failed)."""
+    from nova_gpu_ext.topology import health
+    if not topology.health:
+        return ''
+    lines = []
+    for entry in topology.health:
+        found = health.problems(entry)
+        if found:
+            lines.extend('  ! %s: %s (%s)\n' % (entry.address, message, trait)
+                         for trait, message in found)
+    if not lines:
+        return '\nGPU health: %d GPU(s), links at their maximum, no AER ' \
+               'errors.\n' % len(topology.health)
+    return ''.join(['\nGPU health (%d problem(s)):\n' % len(lines)] + lines)
 
 
 def _page(size_kb):

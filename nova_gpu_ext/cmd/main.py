@@ -14,6 +14,7 @@ SUBCOMMANDS = (
     'inspect',    # what discovery sees on this host
     'explain',    # the placement decision for a flavor on a host
     'tweaks',     # the domain XML tweaks and their switches
+    'boot_report',  # boot phases of the recent builds on this host
     'fake_sysfs',  # write a sample host's sysfs tree (GPU-less CI)
 )
 

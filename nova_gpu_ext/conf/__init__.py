@@ -17,6 +17,7 @@ _MODULES = (
     'affinity',
     'sharing',
     'fast_boot',
+    'telemetry',
 )
 
 CONF = cfg.CONF

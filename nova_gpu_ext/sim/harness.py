@@ -96,6 +96,9 @@ class GPUExtTestBase(test_vgpu.VGPUTestBase):
         self.sysfs_root = self.build_sysfs(self.sysfs_sample)
         self.flags(sysfs_root=self.sysfs_root, dev_root='/dev',
                    group='gpu_ext')
+        # Boot phase records of this test (never under Nova's state_path).
+        self.flags(state_dir=self.useFixture(fixtures.TempDir()).path,
+                   group='gpu_ext')
         self.defined_xml = {}
         original_define = fakelibvirt.Connection.defineXML
         captured = self.defined_xml

@@ -22,6 +22,7 @@ from oslo_log import log as logging
 
 from nova_gpu_ext import model
 from nova_gpu_ext.topology import drm
+from nova_gpu_ext.topology import health
 from nova_gpu_ext.topology import mdev
 from nova_gpu_ext.topology import numa
 from nova_gpu_ext.topology import pci
@@ -40,6 +41,10 @@ def resolve_numa_node(raw, nodes, reader, what):
         if raw is not None and len(node_ids) > 1:
             reader.warn('%s reports no NUMA node (numa_node=-1) on a host '
                         'with %d NUMA nodes: its locality is unknown' %
+                        (what, len(node_ids)))
+        elif len(node_ids) > 1:
+            reader.warn('%s has no readable numa_node on a host with %d '
+                        'NUMA nodes: its locality is unknown' %
                         (what, len(node_ids)))
         return None
     if node_ids and raw not in node_ids:
@@ -87,8 +92,12 @@ def _iommu_warning(function, peers):
     return None
 
 
-def discover_host(paths):
-    """Read the whole host under ``paths``; never raises for its content."""
+def discover_host(paths, previous=None):
+    """Read the whole host under ``paths``; never raises for its content.
+
+    ``previous`` (the last topology of this host) lets GPU health notice
+    GPUs that vanished and AER counters that rose.
+    """
     started = time.monotonic()
     reader = sysfs_reader.SysfsReader()
     nodes = numa.read_numa_nodes(paths, reader)
@@ -193,10 +202,12 @@ def discover_host(paths):
 
     gpus = [dataclasses.replace(g, vfs=tuple(sorted(vfs_of[g.address])))
             if g.address in vfs_of else g for g in gpus]
+    gpu_health = health.read_health(
+        paths, reader, gpus, previous.health if previous is not None else ())
     topology = model.HostTopology(
         numa_nodes=nodes, gpus=model.sorted_gpus(gpus),
         render_nodes=tuple(render_nodes), warnings=tuple(reader.warnings),
-        ignored=tuple(ignored))
+        ignored=tuple(ignored), health=gpu_health)
     LOG.debug('Discovered %d GPU function(s), %d NUMA node(s), %d render '
               'node(s) under %s in %.1f ms (%d warning(s))', len(gpus),
               len(nodes), len(render_nodes), paths.root,

@@ -36,6 +36,20 @@ CLASS_AUDIO = 0x040300
 CLASS_BRIDGE = 0x060400
 
 
+#: AER counter files: first counter name per line, then the total's name
+AER_COUNTERS = {
+    'correctable': (('RxErr', 'BadTLP', 'BadDLLP', 'Rollover', 'Timeout',
+                     'NonFatalErr', 'CorrIntErr', 'HeaderOF'),
+                    'TOTAL_ERR_COR'),
+    'nonfatal': (('Undefined', 'DLP', 'SDES', 'TLP', 'FCP', 'CmpltTO',
+                  'CmpltAbrt', 'UnxCmplt', 'RxOF', 'MalfTLP', 'ECRC',
+                  'UnsupReq', 'ACSViol'), 'TOTAL_ERR_NONFATAL'),
+    'fatal': (('Undefined', 'DLP', 'SDES', 'TLP', 'FCP', 'CmpltTO',
+               'CmpltAbrt', 'UnxCmplt', 'RxOF', 'MalfTLP', 'ECRC',
+               'UnsupReq', 'ACSViol'), 'TOTAL_ERR_FATAL'),
+}
+
+
 def _write(path, content):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, 'w') as f:
@@ -159,10 +173,16 @@ class FakeSysfs:
         _write(os.path.join(dev_dir, 'local_cpulist'),
                _cpulist(local_cpus) + '\n')
         if link:
-            _write(os.path.join(dev_dir, 'current_link_speed'),
-                   '%s\n' % link[0])
-            _write(os.path.join(dev_dir, 'current_link_width'),
-                   '%d\n' % link[1])
+            # As the kernel shows a healthy PCIe device: trained at its
+            # maximum, AER counters at zero (degrade_link/add_aer_errors
+            # change that).
+            for prefix in ('current', 'max'):
+                _write(os.path.join(dev_dir, '%s_link_speed' % prefix),
+                       '%s\n' % link[0])
+                _write(os.path.join(dev_dir, '%s_link_width' % prefix),
+                       '%d\n' % link[1])
+            for kind in AER_COUNTERS:
+                self._write_aer(dev_dir, kind, 0)
         if driver:
             drv = self.path('bus', 'pci', 'drivers', driver)
             os.makedirs(drv, exist_ok=True)
@@ -177,6 +197,37 @@ class FakeSysfs:
 
     def device_dir(self, address):
         return self._device_dirs[address]
+
+    # -- health (sysfs attributes of any PCIe device) -----------------------
+
+    def _write_aer(self, dev_dir, kind, total):
+        names, total_name = AER_COUNTERS[kind]
+        lines = ['%s %d' % (name, total if i == 0 else 0)
+                 for i, name in enumerate(names)]
+        lines.append('%s %d' % (total_name, total))
+        _write(os.path.join(dev_dir, 'aer_dev_%s' % kind),
+               '\n'.join(lines) + '\n')
+
+    def degrade_link(self, address, width=None, speed=None):
+        """The link trained below its maximum (a bad riser or contact)."""
+        dev_dir = self._device_dirs[address]
+        if width is not None:
+            _write(os.path.join(dev_dir, 'current_link_width'),
+                   '%d\n' % width)
+        if speed is not None:
+            _write(os.path.join(dev_dir, 'current_link_speed'),
+                   '%s\n' % speed)
+
+    def add_aer_errors(self, address, kind, total):
+        """AER totals since boot: kind is correctable, nonfatal or fatal."""
+        self._write_aer(self._device_dirs[address], kind, total)
+
+    def fail_device(self, address):
+        """Config space reads all ones, as after a failed reset."""
+        dev_dir = self._device_dirs[address]
+        _write(os.path.join(dev_dir, 'vendor'), '0xffff\n')
+        _write(os.path.join(dev_dir, 'device'), '0xffff\n')
+        _write(os.path.join(dev_dir, 'class'), '0xffffff\n')
 
     def add_gpu(self, address, vendor, device, numa_node, driver,
                 pci_class=CLASS_3D, iommu_group=None, parent=None,

@@ -42,13 +42,21 @@ def is_owned_trait(name: str) -> bool:
 
 
 def gpu_traits(topology: model.HostTopology, gpu: model.GPU) -> set[str]:
-    """Locality traits of one GPU function's resource provider."""
+    """Locality (and health) traits of one GPU function's resource
+    provider."""
     if gpu.numa_node is None:
-        return {UNKNOWN_NUMA_TRAIT}
+        return {UNKNOWN_NUMA_TRAIT} | health_traits(topology, gpu)
     traits = {NUMA_TRAIT % gpu.numa_node}
     if gpu.socket is not None:
         traits.add(SOCKET_TRAIT % gpu.socket)
-    return traits
+    return traits | health_traits(topology, gpu)
+
+
+def health_traits(topology: model.HostTopology, gpu: model.GPU) -> set[str]:
+    """``CUSTOM_GPU_LINK_DEGRADED`` etc. (see :mod:`.health`); a VF has
+    its PF's."""
+    from nova_gpu_ext.topology import health
+    return health.traits(topology.health_of(gpu.physfn or gpu.address))
 
 
 def gpu_summary(gpu: model.GPU) -> dict:

@@ -16,7 +16,8 @@ Hooks used (all checked against the tested Nova range):
   ``HostState.stats``.
 * ``update_provider_tree``: tags the compute node provider with
   ``CUSTOM_GPU_EXT`` and each physical GPU provider with its NUMA node and
-  socket traits.
+  socket traits (and health traits, see ``topology/health.py``).
+* ``_create_guest``: times a build's boot phases (``boot_telemetry``).
 """
 
 import collections
@@ -30,6 +31,7 @@ from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext import host_facts
 from nova_gpu_ext import request_inputs
 from nova_gpu_ext import specs
+from nova_gpu_ext.virt import boot_telemetry
 from nova_gpu_ext.virt import domcaps
 from nova_gpu_ext.virt import gpu_affinity
 from nova_gpu_ext.virt import numa_claim
@@ -168,6 +170,7 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
             data.setdefault('stats', {})[STATS_KEY] = json.dumps(
                 self.gpu_host_summary(topology), sort_keys=True,
                 separators=(',', ':'))
+        boot_telemetry.add_stats(self, data)
         return data
 
     def update_provider_tree(self, provider_tree, nodename, allocations=None):
@@ -272,6 +275,12 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
             self, guest, instance, request,
             lambda type_name: sharing_conf.profile_for(CONF, type_name),
             request.placement or CONF.gpu_ext.sharing_default_placement)
+
+    def _create_guest(self, context, xml, instance, *args, **kwargs):
+        """Upstream's, with the boot phases of a build timed."""
+        return boot_telemetry.create_guest(
+            self, super()._create_guest, context, xml, instance, *args,
+            **kwargs)
 
     # -- live migration -----------------------------------------------------
 

@@ -29,7 +29,9 @@ def test_table_shows_gpus_traits_matrix_and_warnings(tmp_path):
     assert '0000:05:00.0' in text and 'renderD128' in text
     assert 'CUSTOM_GPU_NUMA_UNKNOWN' in text       # the garbage numa_node
     assert 'Render nodes without a GPU: renderD130 (vgem)' in text
-    assert 'Warnings (7)' in text
+    # 7 unreadable facts, plus why 0000:06:00.0's NUMA node is unknown.
+    assert 'Warnings (8)' in text
+    assert '0000:06:00.0 (' in text and 'has no readable numa_node' in text
     assert 'dangling link' in text
 
 
