@@ -118,7 +118,7 @@ def plan(driver, claim):
         return None
     extra = flavor.extra_specs or {}
     request = specs.parse(extra, on_error=lambda exc: None)
-    if not (request.enabled and request.wants_devices):
+    if not (request.enabled and wants_gpu(driver, claim, request)):
         return None
     policy = affinity.effective_policy(
         request.numa_affinity_policy, extra.get('hw:pci_numa_affinity_policy'),
@@ -138,6 +138,26 @@ def plan(driver, claim):
     gpu_nodes = vgpu_nodes(driver, claim) if request.vgpus else []
     steering = numa_fit.steering_for(policy, requested, nodes, gpu_nodes)
     return Plan(requested, steering, policy, synthetic)
+
+
+def wants_gpu(driver, claim, request):
+    """Does the claimed guest get a GPU (a vGPU, or a PCI alias whose
+    vendor and product are a GPU of this host)? A licence resource class
+    or a NIC alias does not make a GPU guest (the drop-in rule)."""
+    if request.vgpus:
+        return True
+    if not request.pci_aliases:
+        return False
+    gpus = {('%04x' % g.vendor_id, '%04x' % g.device_id)
+            for g in driver.gpu_topology.gpus}
+    pci_requests = getattr(claim, '_pci_requests', None)
+    for pci_request in getattr(pci_requests, 'requests', None) or ():
+        for spec in pci_request.spec or ():
+            key = (str(spec.get('vendor_id', '')).lower(),
+                   str(spec.get('product_id', '')).lower())
+            if key in gpus:
+                return True
+    return False
 
 
 def vgpu_nodes(driver, claim):
