@@ -31,6 +31,7 @@ from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext import host_facts
 from nova_gpu_ext import specs
 from nova_gpu_ext.virt import gpu_affinity
+from nova_gpu_ext.virt import operations
 from nova_gpu_ext.virt import tweaks
 
 LOG = logging.getLogger(__name__)
@@ -267,8 +268,8 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
             profile = sharing_conf.profile_for(CONF, type_name)
             admission = sharing.admit(profile, tenants, request.min_share)
             if not admission.ok:
-                raise gpu_affinity.Refused(
-                    reason='GPU %s: %s' % (parent, admission.reason))
+                operations.admit(
+                    instance, 'GPU %s: %s' % (parent, admission.reason))
             lines.append('sharing: GPU %s: %s' % (
                 parent, sharing.describe(profile, tenants + 1)))
         return lines
@@ -302,6 +303,36 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
                     key = str(gpu.physfn)
                     counts[key] = counts.get(key, 0) + 1
         return counts
+
+    # -- server operations: admit on a new claim, keep otherwise -------------
+    # (nova_gpu_ext.virt.operations; Nova passes these arguments by
+    # position or keyword, so they are passed through untouched)
+
+    def spawn(self, context, instance, *args, **kwargs):
+        with operations.spawning(instance):
+            return super().spawn(context, instance, *args, **kwargs)
+
+    def rebuild(self, context, instance, *args, evacuate=False, **kwargs):
+        # Upstream's libvirt driver has no rebuild: Nova falls back to
+        # destroy (in place) + spawn; say which one that spawn is.
+        operations.note_rebuild(instance, evacuate)
+        return super().rebuild(context, instance, *args, evacuate=evacuate,
+                               **kwargs)
+
+    def finish_migration(self, context, migration, instance, *args,
+                         **kwargs):
+        with operations.new_claim(instance, 'finish_migration'):
+            return super().finish_migration(context, migration, instance,
+                                            *args, **kwargs)
+
+    def _hard_reboot(self, context, instance, *args, **kwargs):
+        with operations.in_place(instance,
+                                 operations.hard_reboot_name(instance)):
+            return super()._hard_reboot(context, instance, *args, **kwargs)
+
+    def rescue(self, context, instance, *args, **kwargs):
+        with operations.in_place(instance, 'rescue'):
+            return super().rescue(context, instance, *args, **kwargs)
 
     # -- live migration -----------------------------------------------------
 
@@ -384,7 +415,10 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         try:
             return super().cleanup(context, instance, *args, **kwargs)
         finally:
-            self.render_nodes.release(instance.uuid)
+            # A hard reboot destroys the domain and defines it again: the
+            # guest keeps its render node.
+            if not operations.is_in_place(instance):
+                self.render_nodes.release(instance.uuid)
 
     def apply_tweaks(self, guest, ctx):
         """Apply the selected tweaks; return the lines saying what changed."""
