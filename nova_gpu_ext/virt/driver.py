@@ -31,6 +31,7 @@ from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext import host_facts
 from nova_gpu_ext import specs
 from nova_gpu_ext.virt import gpu_affinity
+from nova_gpu_ext.virt import live_migration
 from nova_gpu_ext.virt import operations
 from nova_gpu_ext.virt import tweaks
 
@@ -338,47 +339,32 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
 
     def pre_live_migration(self, context, instance, block_device_info,
                            network_info, disk_info, migrate_data):
-        """Destination: choose this host's render node and NUMA node."""
+        """Destination: choose this host's NUMA node and render node for
+        the GPU guest (see :mod:`nova_gpu_ext.virt.live_migration`)."""
         migrate_data = super().pre_live_migration(
             context, instance, block_device_info, network_info, disk_info,
             migrate_data)
         if not CONF.gpu_ext.enabled:
             return migrate_data
         request = self.gpu_request(instance)
-        if not (request.enabled and request.wants_render_node):
+        if not request.is_gpu_guest:
             return migrate_data
-        only_node = None
-        topology = self.gpu_topology
-        policy = self.gpu_policy(instance, request)
-        needs = gpu_affinity.affinity.GuestNeeds(
-            instance.flavor.vcpus, instance.flavor.memory_mb, policy)
-        choice = self.render_nodes.claim(
-            instance.uuid, topology, needs,
-            CONF.gpu_ext.render_node_max_guests, only_node=only_node)
-        if not choice.ok:
-            raise gpu_affinity.Refused(reason='render node: %s' %
-                                       choice.reason)
-        node = choice.node if not getattr(instance, 'numa_topology',
-                                          None) else None
-        cpus = set(topology.node(node).cpus) if node is not None else set()
-        if cpus:
-            # Upstream rewrites <vcpu cpuset> from this field after the XML
-            # leaves the source: narrow it to the chosen node.
-            shared = (migrate_data.dst_cpu_shared_set_info
-                      if 'dst_cpu_shared_set_info' in migrate_data else None)
-            if shared:
-                cpus &= set(shared)
-            migrate_data.dst_cpu_shared_set_info = cpus
-        decision = gpu_affinity.encode_migration(
-            choice.render.path, node, cpus,
-            gpu_affinity.affinity.binding_mode(policy))
-        target = dict(migrate_data.target_mdevs) if (
-            'target_mdevs' in migrate_data) else {}
-        target.update(decision)
-        migrate_data.target_mdevs = target
+        decision = live_migration.choose(
+            self, instance, request, migrate_data, self.gpu_topology,
+            self.gpu_policy(instance, request),
+            CONF.gpu_ext.render_node_max_guests)
+        live_migration.store(instance, decision)
         LOG.info('nova-gpu-ext: live migration destination chose %s',
-                 choice.reason, instance=instance)
+                 decision or 'no binding', instance=instance)
         return migrate_data
+
+    def post_live_migration_at_destination(self, context, instance,
+                                           *args, **kwargs):
+        try:
+            return super().post_live_migration_at_destination(
+                context, instance, *args, **kwargs)
+        finally:
+            live_migration.forget(context, instance)
 
     def rollback_live_migration_at_destination(self, context, instance,
                                                *args, **kwargs):
@@ -387,12 +373,13 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
                 context, instance, *args, **kwargs)
         finally:
             self.render_nodes.release(instance.uuid)
+            live_migration.forget(context, instance)
 
     def _live_migration_operation(self, context, instance, dest,
                                   block_migration, migrate_data, guest,
                                   *args, **kwargs):
         """Source: send the XML with the destination's choices."""
-        decision = gpu_affinity.decode_migration(migrate_data)
+        decision = live_migration.load(context, instance)
         if decision:
             LOG.info('nova-gpu-ext: migrating with the destination\'s render '
                      'node %s and NUMA node %s', decision.get('render_node'),

@@ -401,11 +401,9 @@ __all__ = ['apply', 'Refused', 'RenderNodeTracker', 'render_node_of',
 # -- live migration -----------------------------------------------------------
 #
 # The destination decides its own render node and NUMA node in
-# pre_live_migration and hands them to the source in the migrate data; the
-# source writes them into the XML it sends. LibvirtLiveMigrateData has no
-# free-form field, so the decision rides in ``target_mdevs`` (a dict of
-# strings the destination already fills) under keys no mdev UUID can take;
-# Nova's own use of that dict looks keys up by mdev UUID only.
+# pre_live_migration; the source writes them into the XML it sends. How the
+# decision travels: nova_gpu_ext.virt.live_migration (system metadata, not
+# Nova's target_mdevs).
 
 MIGRATE_PREFIX = 'gpu_ext:'
 
@@ -414,19 +412,15 @@ def encode_migration(render_path, node, cpus, mode):
     out = {}
     if render_path:
         out[MIGRATE_PREFIX + 'render_node'] = render_path
-    if node is not None:
+    if node is None:
+        # The destination binds nowhere: the source's binding must not
+        # travel with the guest.
+        out[MIGRATE_PREFIX + 'unbind'] = '1'
+    else:
         out[MIGRATE_PREFIX + 'numa_node'] = str(node)
         out[MIGRATE_PREFIX + 'cpuset'] = _cpus(cpus)
         out[MIGRATE_PREFIX + 'numa_mode'] = mode
     return out
-
-
-def decode_migration(migrate_data):
-    if 'target_mdevs' not in migrate_data or not migrate_data.target_mdevs:
-        return {}
-    return {k[len(MIGRATE_PREFIX):]: v
-            for k, v in migrate_data.target_mdevs.items()
-            if k.startswith(MIGRATE_PREFIX)}
 
 
 def rewrite_migration_xml(xml, decision):
@@ -447,6 +441,10 @@ def rewrite_migration_xml(xml, decision):
                                         type='egl-headless')
             etree.SubElement(graphics, 'gl', rendernode=render)
     node = decision.get('numa_node')
+    if decision.get('unbind'):
+        # <vcpu cpuset> is Nova's to rewrite (dst_cpu_shared_set_info).
+        for tune in root.findall('./numatune'):
+            root.remove(tune)
     if node is not None:
         vcpu = root.find('./vcpu')
         if vcpu is not None and decision.get('cpuset'):
