@@ -144,3 +144,58 @@ class LiveMigrationTest(MoveTestBase):
         sent = self.created_xml[server['id']]
         self.assertEqual('0', numatune(sent))
         self.assertEqual(NODE0_CPUS, cpuset(sent))
+
+
+class ColdMoveTest(MoveTestBase):
+    """The destination defines the guest: its own choice, as a new claim."""
+
+    def setUp(self):
+        super().setUp()
+        self.flags(allow_resize_to_same_host=False)
+
+    def assert_on_destination_node_1(self, server):
+        self.assertEqual('gpu-host-2', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual([GPU1], list(self.mdev_parents(server).values()))
+        xml = self.domain_xml(server)
+        self.assertEqual('1', numatune(xml))
+        self.assertEqual(NODE1_CPUS, cpuset(xml))
+
+    def test_cold_migration_and_resize(self):
+        server = self._migrate_server(self.vgpu_server())
+        self.assert_on_destination_node_1(server)
+        self._confirm_resize(server)
+        server = self.api.get_server(server['id'])
+        # Resize back to the source: there, only GPU0 (node 0) is free.
+        flavor = self._create_flavor(memory_mb=2048, vcpu=2, disk=1,
+                                     ephemeral=0,
+                                     extra_spec={'resources:VGPU': '1'})
+        server = self._resize_server(server, flavor)
+        self.assertEqual('gpu-host-1', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual('0', numatune(self.domain_xml(server)))
+        self.assertEqual(NODE0_CPUS, cpuset(self.domain_xml(server)))
+        # Revert: the guest restarts on gpu-host-2 with what it had.
+        server = self._revert_resize(server)
+        self.assert_on_destination_node_1(server)
+
+    def test_evacuate(self):
+        # A PCI GPU guest: upstream's _allocate_mdevs cannot evacuate a
+        # vGPU guest (it also sees the source's VGPU allocation, whose
+        # provider the destination does not have: 'Resource Provider ...
+        # is missing').
+        server = self.pci_server()
+        self.src.stop()
+        (service,) = self.admin_api.get_services(
+            host='gpu-host-1', binary='nova-compute')
+        self.admin_api.put_service_force_down(service['id'], True)
+        server = self._evacuate_server(server, expected_host='gpu-host-2')
+        xml = self.domain_xml(server)
+        self.assertEqual('0', numatune(xml))
+        self.assertEqual(NODE0_CPUS, cpuset(xml))
+
+    def test_shelve_unshelve(self):
+        server = self.vgpu_server()
+        server = self._shelve_server(server)
+        self.api.post_server_action(
+            server['id'], {'unshelve': {'host': 'gpu-host-2'}})
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assert_on_destination_node_1(server)
