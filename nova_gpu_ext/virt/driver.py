@@ -366,6 +366,16 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         finally:
             live_migration.forget(context, instance)
 
+    def post_live_migration_at_source(self, context, instance, *args,
+                                      **kwargs):
+        # Nova calls cleanup() on the source only for some migrations
+        # (mdevs, unshared instance path...): free the render node here.
+        try:
+            return super().post_live_migration_at_source(
+                context, instance, *args, **kwargs)
+        finally:
+            self.render_nodes.release(instance.uuid)
+
     def rollback_live_migration_at_destination(self, context, instance,
                                                *args, **kwargs):
         try:
