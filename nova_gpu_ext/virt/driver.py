@@ -7,16 +7,31 @@ for a guest that asks for no GPU, or with ``[gpu_ext] enabled = false``, or
 a flavor with ``gpu:enabled=false``, every method returns exactly what the
 upstream driver returns.
 
-Hooks used (all checked against the tested Nova range):
+Methods of ``LibvirtDriver`` this class overrides (every one is listed in
+doc/source/reference/nova-internals.rst and its signature is pinned by
+tests/unit/test_nova_signatures.py, which also checks this list):
 
-* ``_get_guest_config``: upstream builds the guest config, then the selected
-  tweaks change it.
+* ``__init__``: our state (topology, render-node tracker, provider UUIDs).
+* ``init_host``: discovers the host, recovers render-node use from the
+  defined domains.
+* ``process_instances_at_startup`` (Nova 34): forgets render nodes of
+  guests that are not on this host any more, before guests are resumed.
 * ``get_available_resource``: adds a compact host summary to the compute
   node ``stats`` (``gpu_ext``), which the scheduler reads as
   ``HostState.stats``.
 * ``update_provider_tree``: tags the compute node provider with
   ``CUSTOM_GPU_EXT`` and each physical GPU provider with its NUMA node and
   socket traits.
+* ``_get_guest_config``: upstream builds the guest config, then affinity,
+  render node, sharing admission and the selected tweaks change it.
+* ``spawn``, ``rebuild``, ``finish_migration`` (new claims) and
+  ``_hard_reboot``, ``rescue`` (in place): say which operation runs, so
+  that admission refuses only new claims (:mod:`.operations`).
+* ``pre_live_migration``, ``_live_migration_operation``,
+  ``post_live_migration_at_destination``, ``post_live_migration_at_source``,
+  ``rollback_live_migration_at_destination``: the destination's NUMA node
+  and render node for the migrated guest (:mod:`.live_migration`).
+* ``confirm_migration``, ``cleanup``: free the render node.
 """
 
 import collections
@@ -67,9 +82,23 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
 
     def _refresh_gpu_topology(self):
         """Discover the host again; never raises into nova-compute."""
+        before = self._gpu_topology
         self._gpu_topology = host_facts.discover(
-            self._sysfs_root, self._dev_root, previous=self._gpu_topology)
+            self._sysfs_root, self._dev_root, previous=before)
+        if before is not None and operations.new_functions(
+                before, self._gpu_topology):
+            # Upstream caches the PCI device list for the life of the
+            # process (functools.cache): VFs created since would stay
+            # invisible to Nova's PCI tracker.
+            LOG.info('nova-gpu-ext: new PCI functions on the host (VFs '
+                     'created?); reading the PCI devices from libvirt again')
+            self._clear_pci_devices_cache()
         return self._gpu_topology
+
+    @staticmethod
+    def _clear_pci_devices_cache():
+        libvirt_driver.LibvirtDriver._get_pci_passthrough_devices \
+            .cache_clear()
 
     @property
     def gpu_topology(self):
@@ -85,6 +114,15 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
                  len(topology.numa_nodes), len(topology.render_nodes),
                  self._sysfs_root)
         self._recover_render_nodes()
+
+    def process_instances_at_startup(self, context, instances):
+        """Nova 34 hook, after init_host and before the guests are resumed:
+        forget render nodes of guests no longer on this host (evacuated
+        away, deleted), so resumed guests keep theirs within the limit."""
+        instances = super().process_instances_at_startup(context, instances)
+        self.render_nodes.retain(
+            {i.uuid for i in instances if not i.deleted})
+        return instances
 
     def _recover_render_nodes(self):
         """Who uses which render node, from the defined domains."""

@@ -194,6 +194,13 @@ class RenderNodeTracker:
                     choice.render.name, choice.render.guests + 1, limit)))
         return choice
 
+    def retain(self, instance_uuids):
+        """Forget every guest not in ``instance_uuids``."""
+        with self._lock:
+            for uuid in [u for u in self._by_instance
+                         if u not in instance_uuids]:
+                del self._by_instance[uuid]
+
     def release(self, instance_uuid):
         with self._lock:
             return self._by_instance.pop(instance_uuid, None)

@@ -163,3 +163,10 @@ def hard_reboot_name(instance):
         task_states.POWERING_ON: 'power on',
     }.get(getattr(instance, 'task_state', None),
           'resume after host boot')
+
+
+def new_functions(before, after):
+    """PCI functions (GPUs, VFs) in topology ``after`` not in ``before``."""
+    def addresses(topology):
+        return {str(g.address) for g in topology.gpus}
+    return sorted(addresses(after) - addresses(before))

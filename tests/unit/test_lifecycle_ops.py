@@ -108,3 +108,49 @@ def test_unbind_removes_the_source_numatune():
         "mode='strict' nodeset='0'/></numatune><devices/></domain>",
         {'unbind': '1'})
     assert 'numatune' not in xml
+
+
+def test_new_vfs_clear_upstreams_pci_device_cache(tmp_path):
+    from unittest import mock
+
+    from nova.virt.libvirt import driver as libvirt_driver
+
+    from nova_gpu_ext.topology import fake_sysfs
+    from nova_gpu_ext.virt import driver as gpu_driver
+    # Upstream caches the list for the life of the process.
+    assert hasattr(libvirt_driver.LibvirtDriver._get_pci_passthrough_devices,
+                   'cache_clear')
+    root = str(tmp_path)
+    fs = fake_sysfs.FakeSysfs(root)
+    fs.add_node(0, [0, 1], 1024, 0)
+    fs.add_gpu('0000:03:00.0', 0x1002, 0x6929, 0, 'gim', iommu_group=20)
+    drv = object.__new__(gpu_driver.GPULibvirtDriver)
+    drv._gpu_topology = None
+    drv._sysfs_root, drv._dev_root = root, root + '/dev'
+    with mock.patch.object(gpu_driver.GPULibvirtDriver,
+                           '_clear_pci_devices_cache') as clear:
+        drv._refresh_gpu_topology()
+        drv._refresh_gpu_topology()
+        assert not clear.called
+        fs.add_vfs('0000:03:00.0', 2, totalvfs=16, vf_device=0x692f,
+                   first_iommu_group=100)
+        drv._refresh_gpu_topology()
+        assert clear.call_count == 1
+
+
+def test_startup_forgets_render_nodes_of_guests_gone_elsewhere():
+    from unittest import mock
+
+    from nova.virt.libvirt import driver as libvirt_driver
+
+    from nova_gpu_ext.virt import driver as gpu_driver
+    drv = object.__new__(gpu_driver.GPULibvirtDriver)
+    drv.render_nodes = gpu_affinity.RenderNodeTracker()
+    drv.render_nodes.record('here', 'renderD128')
+    drv.render_nodes.record('evacuated', 'renderD128')
+    here = types.SimpleNamespace(uuid='here', deleted=False)
+    with mock.patch.object(libvirt_driver.LibvirtDriver,
+                           'process_instances_at_startup',
+                           side_effect=lambda ctx, instances: instances):
+        assert drv.process_instances_at_startup(None, [here]) == [here]
+    assert drv.render_nodes.counts() == {'renderD128': 1}
