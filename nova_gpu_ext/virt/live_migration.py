@@ -120,8 +120,9 @@ def _choose(driver, instance, request, migrate_data, topology, policy,
         else:
             migrate_data.dst_cpu_shared_set_info = cpus
     decision = gpu_affinity.encode_migration(render_path, node, cpus, mode)
-    if getattr(instance, 'numa_topology', None):
-        # Nova's <numatune> of the guest's cells stays.
+    if getattr(instance, 'numa_topology', None) or not topology.gpus:
+        # Nova's <numatune> of the guest's cells stays; a host where we
+        # know no GPU decides nothing (no binding of ours to undo).
         decision.pop(gpu_affinity.MIGRATE_PREFIX + 'unbind', None)
     return decision
 
@@ -145,6 +146,8 @@ def _gpu_node(driver, instance, migrate_data, topology, policy):
 
 def store(instance, decision):
     """Destination: keep the decision for the source (instance saved)."""
+    if not decision:
+        return
     text = json.dumps({k[len(gpu_affinity.MIGRATE_PREFIX):]: v
                        for k, v in decision.items()}, sort_keys=True,
                       separators=(',', ':'))
