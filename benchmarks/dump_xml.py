@@ -28,7 +28,7 @@ fast boot with ``gpu:fast_boot=true``) and a 2 GiB vGPU flavor.
 """
 
 # autopep8: off
-from nova import monkey_patch ; monkey_patch.patch()  # noqa
+from nova_gpu_ext.sim import concurrency ; concurrency.patch()  # noqa
 # autopep8: on
 
 import argparse  # noqa: E402

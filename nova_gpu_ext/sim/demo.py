@@ -10,7 +10,7 @@ and what our driver changed in its domain XML.
 """
 
 # autopep8: off
-from nova import monkey_patch ; monkey_patch.patch()  # noqa
+from nova_gpu_ext.sim import concurrency ; concurrency.patch()  # noqa
 # autopep8: on
 
 import argparse  # noqa: E402

@@ -7,16 +7,31 @@ for a guest that asks for no GPU, or with ``[gpu_ext] enabled = false``, or
 a flavor with ``gpu:enabled=false``, every method returns exactly what the
 upstream driver returns.
 
-Hooks used (all checked against the tested Nova range):
+Methods of ``LibvirtDriver`` this class overrides (every one is listed in
+doc/source/reference/nova-internals.rst and its signature is pinned by
+tests/unit/test_nova_signatures.py, which also checks this list):
 
-* ``_get_guest_config``: upstream builds the guest config, then the selected
-  tweaks change it.
+* ``__init__``: our state (topology, render-node tracker, provider UUIDs).
+* ``init_host``: discovers the host, recovers render-node use from the
+  defined domains.
+* ``process_instances_at_startup`` (Nova 34): forgets render nodes of
+  guests that are not on this host any more, before guests are resumed.
 * ``get_available_resource``: adds a compact host summary to the compute
   node ``stats`` (``gpu_ext``), which the scheduler reads as
   ``HostState.stats``.
 * ``update_provider_tree``: tags the compute node provider with
   ``CUSTOM_GPU_EXT`` and each physical GPU provider with its NUMA node and
   socket traits (and health traits, see ``topology/health.py``).
+* ``_get_guest_config``: upstream builds the guest config, then affinity,
+  render node, sharing admission and the selected tweaks change it.
+* ``spawn``, ``rebuild``, ``finish_migration`` (new claims) and
+  ``_hard_reboot``, ``rescue`` (in place): say which operation runs, so
+  that admission refuses only new claims (:mod:`.operations`).
+* ``pre_live_migration``, ``_live_migration_operation``,
+  ``post_live_migration_at_destination``, ``post_live_migration_at_source``,
+  ``rollback_live_migration_at_destination``: the destination's NUMA node
+  and render node for the migrated guest (:mod:`.live_migration`).
+* ``confirm_migration``, ``cleanup``: free the render node.
 * ``_create_guest``: times a build's boot phases (``boot_telemetry``).
 """
 
@@ -34,7 +49,9 @@ from nova_gpu_ext import specs
 from nova_gpu_ext.virt import boot_telemetry
 from nova_gpu_ext.virt import domcaps
 from nova_gpu_ext.virt import gpu_affinity
+from nova_gpu_ext.virt import live_migration
 from nova_gpu_ext.virt import numa_claim
+from nova_gpu_ext.virt import operations
 from nova_gpu_ext.virt import pci_traits
 from nova_gpu_ext.virt import sharing_claim
 from nova_gpu_ext.virt import tweaks
@@ -81,9 +98,23 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
 
     def _refresh_gpu_topology(self):
         """Discover the host again; never raises into nova-compute."""
+        before = self._gpu_topology
         self._gpu_topology = host_facts.discover(
-            self._sysfs_root, self._dev_root, previous=self._gpu_topology)
+            self._sysfs_root, self._dev_root, previous=before)
+        if before is not None and operations.new_functions(
+                before, self._gpu_topology):
+            # Upstream caches the PCI device list for the life of the
+            # process (functools.cache): VFs created since would stay
+            # invisible to Nova's PCI tracker.
+            LOG.info('nova-gpu-ext: new PCI functions on the host (VFs '
+                     'created?); reading the PCI devices from libvirt again')
+            self._clear_pci_devices_cache()
         return self._gpu_topology
+
+    @staticmethod
+    def _clear_pci_devices_cache():
+        libvirt_driver.LibvirtDriver._get_pci_passthrough_devices \
+            .cache_clear()
 
     @property
     def gpu_topology(self):
@@ -99,6 +130,15 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
                  len(topology.numa_nodes), len(topology.render_nodes),
                  self._sysfs_root)
         self._recover_render_nodes()
+
+    def process_instances_at_startup(self, context, instances):
+        """Nova 34 hook, after init_host and before the guests are resumed:
+        forget render nodes of guests no longer on this host (evacuated
+        away, deleted), so resumed guests keep theirs within the limit."""
+        instances = super().process_instances_at_startup(context, instances)
+        self.render_nodes.retain(
+            {i.uuid for i in instances if not i.deleted})
+        return instances
 
     def _recover_render_nodes(self):
         """Who uses which render node, from the defined domains."""
@@ -282,51 +322,76 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
             self, super()._create_guest, context, xml, instance, *args,
             **kwargs)
 
+    # -- server operations: admit on a new claim, keep otherwise -------------
+    # (nova_gpu_ext.virt.operations; Nova passes these arguments by
+    # position or keyword, so they are passed through untouched)
+
+    def spawn(self, context, instance, *args, **kwargs):
+        with operations.spawning(instance):
+            return super().spawn(context, instance, *args, **kwargs)
+
+    def rebuild(self, context, instance, *args, evacuate=False, **kwargs):
+        # Upstream's libvirt driver has no rebuild: Nova falls back to
+        # destroy (in place) + spawn; say which one that spawn is.
+        operations.note_rebuild(instance, evacuate)
+        return super().rebuild(context, instance, *args, evacuate=evacuate,
+                               **kwargs)
+
+    def finish_migration(self, context, migration, instance, *args,
+                         **kwargs):
+        with operations.new_claim(instance, 'finish_migration'):
+            return super().finish_migration(context, migration, instance,
+                                            *args, **kwargs)
+
+    def _hard_reboot(self, context, instance, *args, **kwargs):
+        with operations.in_place(instance,
+                                 operations.hard_reboot_name(instance)):
+            return super()._hard_reboot(context, instance, *args, **kwargs)
+
+    def rescue(self, context, instance, *args, **kwargs):
+        with operations.in_place(instance, 'rescue'):
+            return super().rescue(context, instance, *args, **kwargs)
+
     # -- live migration -----------------------------------------------------
 
     def pre_live_migration(self, context, instance, block_device_info,
                            network_info, disk_info, migrate_data):
-        """Destination: choose this host's render node and NUMA node."""
+        """Destination: choose this host's NUMA node and render node for
+        the GPU guest (see :mod:`nova_gpu_ext.virt.live_migration`)."""
         migrate_data = super().pre_live_migration(
             context, instance, block_device_info, network_info, disk_info,
             migrate_data)
         if not CONF.gpu_ext.enabled:
             return migrate_data
         request = self.gpu_request(instance)
-        if not (request.enabled and request.wants_render_node):
+        if not request.is_gpu_guest:
             return migrate_data
-        only_node = None
-        topology = self.gpu_topology
-        policy = self.gpu_policy(instance, request)
-        needs = gpu_affinity.affinity.GuestNeeds(
-            instance.flavor.vcpus, instance.flavor.memory_mb, policy)
-        choice = self.render_nodes.claim(
-            instance.uuid, topology, needs,
-            CONF.gpu_ext.render_node_max_guests, only_node=only_node)
-        if not choice.ok:
-            raise gpu_affinity.Refused(reason='render node: %s' %
-                                       choice.reason)
-        node = choice.node if not getattr(instance, 'numa_topology',
-                                          None) else None
-        cpus = set(topology.node(node).cpus) if node is not None else set()
-        if cpus:
-            # Upstream rewrites <vcpu cpuset> from this field after the XML
-            # leaves the source: narrow it to the chosen node.
-            shared = (migrate_data.dst_cpu_shared_set_info
-                      if 'dst_cpu_shared_set_info' in migrate_data else None)
-            if shared:
-                cpus &= set(shared)
-            migrate_data.dst_cpu_shared_set_info = cpus
-        decision = gpu_affinity.encode_migration(
-            choice.render.path, node, cpus,
-            gpu_affinity.affinity.binding_mode(policy))
-        target = dict(migrate_data.target_mdevs) if (
-            'target_mdevs' in migrate_data) else {}
-        target.update(decision)
-        migrate_data.target_mdevs = target
+        decision = live_migration.choose(
+            self, instance, request, migrate_data, self.gpu_topology,
+            self.gpu_policy(instance, request),
+            CONF.gpu_ext.render_node_max_guests)
+        live_migration.store(instance, decision)
         LOG.info('nova-gpu-ext: live migration destination chose %s',
-                 choice.reason, instance=instance)
+                 decision or 'no binding', instance=instance)
         return migrate_data
+
+    def post_live_migration_at_destination(self, context, instance,
+                                           *args, **kwargs):
+        try:
+            return super().post_live_migration_at_destination(
+                context, instance, *args, **kwargs)
+        finally:
+            live_migration.forget(context, instance)
+
+    def post_live_migration_at_source(self, context, instance, *args,
+                                      **kwargs):
+        # Nova calls cleanup() on the source only for some migrations
+        # (mdevs, unshared instance path...): free the render node here.
+        try:
+            return super().post_live_migration_at_source(
+                context, instance, *args, **kwargs)
+        finally:
+            self.render_nodes.release(instance.uuid)
 
     def rollback_live_migration_at_destination(self, context, instance,
                                                *args, **kwargs):
@@ -335,12 +400,13 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
                 context, instance, *args, **kwargs)
         finally:
             self.render_nodes.release(instance.uuid)
+            live_migration.forget(context, instance)
 
     def _live_migration_operation(self, context, instance, dest,
                                   block_migration, migrate_data, guest,
                                   *args, **kwargs):
         """Source: send the XML with the destination's choices."""
-        decision = gpu_affinity.decode_migration(migrate_data)
+        decision = live_migration.load(context, instance)
         if decision:
             LOG.info('nova-gpu-ext: migrating with the destination\'s render '
                      'node %s and NUMA node %s', decision.get('render_node'),
@@ -364,8 +430,11 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         try:
             return super().cleanup(context, instance, *args, **kwargs)
         finally:
-            self.render_nodes.release(instance.uuid)
-            self.sharing_claims.release(instance.uuid)
+            # A hard reboot destroys the domain and defines it again: the
+            # guest keeps its render node and its shared-GPU claim.
+            if not operations.is_in_place(instance):
+                self.render_nodes.release(instance.uuid)
+                self.sharing_claims.release(instance.uuid)
 
     def apply_tweaks(self, guest, ctx):
         """Apply the selected tweaks; return the lines saying what changed."""

@@ -18,6 +18,7 @@ answer to the ``LibvirtConfigGuest``:
   checked under a lock, so racing builds cannot exceed it.
 """
 
+import dataclasses
 import threading
 
 from nova import exception
@@ -27,6 +28,7 @@ from oslo_log import log as logging
 
 from nova_gpu_ext import model
 from nova_gpu_ext.placement import affinity
+from nova_gpu_ext.virt import operations
 from nova_gpu_ext.virt import xmlconfig
 
 LOG = logging.getLogger(__name__)
@@ -108,8 +110,8 @@ def _bind(guest, topology, node_id, mode, instance):
         cpus &= set(guest.cpuset)
     if not cpus:
         if mode == affinity.STRICT:
-            raise Refused(reason='none of the CPUs Nova may use for this '
-                                 'guest is on NUMA node %d' % node_id)
+            operations.admit(instance, 'none of the CPUs Nova may use for '
+                             'this guest is on NUMA node %d' % node_id)
         LOG.warning('No usable CPU on NUMA node %d; guest not bound',
                     node_id, instance=instance)
         return None
@@ -164,6 +166,40 @@ class RenderNodeTracker:
             if choice.ok:
                 self._by_instance[instance_uuid] = choice.render.name
             return choice
+
+    def keep(self, instance_uuid, topology, needs, limit, only_node=None):
+        """A guest restarting in place keeps the render node it has (when
+        the host still has it), whatever the limit; a guest that has none
+        recorded gets one chosen as by :meth:`claim`, the limit ignored.
+        ``ok`` is False when the render node it keeps is over ``limit``
+        (the caller warns)."""
+        with self._lock:
+            name = self._by_instance.get(instance_uuid)
+            render = {r.name: r for r in topology.render_nodes}.get(name)
+            if render is not None:
+                others = sum(1 for u, n in self._by_instance.items()
+                             if n == name and u != instance_uuid)
+                slot = affinity.RenderSlot(render.name, render.path,
+                                           render.numa_node, others, limit)
+                over = bool(limit) and others + 1 > limit
+                return affinity.RenderChoice(
+                    not over, slot, render.numa_node,
+                    'render node %s kept (%d guest(s) with it, limit %s)' % (
+                        name, others + 1, limit or 'none'))
+        choice = self.claim(instance_uuid, topology, needs, 0,
+                            only_node=only_node)
+        if choice.ok and limit and choice.render.guests + 1 > limit:
+            return dataclasses.replace(choice, ok=False, reason=(
+                'render node %s has %d guest(s) with this one, limit %d' % (
+                    choice.render.name, choice.render.guests + 1, limit)))
+        return choice
+
+    def retain(self, instance_uuids):
+        """Forget every guest not in ``instance_uuids``."""
+        with self._lock:
+            for uuid in [u for u in self._by_instance
+                         if u not in instance_uuids]:
+                del self._by_instance[uuid]
 
     def release(self, instance_uuid):
         with self._lock:
@@ -234,15 +270,15 @@ def apply(driver, guest, instance, request, topology, policy,
             choice = affinity.choose_node(needs, slot,
                                           node_capacities(topology))
             if not choice.ok:
-                raise Refused(reason=choice.reason)
+                operations.admit(instance, choice.reason)
             for other in gpus[1:]:
                 gpu = topology.gpu(other)
                 if policy == 'required' and choice.node is not None and \
                         gpu.numa_node != choice.node:
-                    raise Refused(reason='GPU %s is on node %s, not on node '
-                                         '%d with GPU %s' % (
-                                             other, gpu.numa_node,
-                                             choice.node, gpus[0]))
+                    operations.admit(instance, 'GPU %s is on node %s, not on '
+                                     'node %d with GPU %s' % (
+                                         other, gpu.numa_node,
+                                         choice.node, gpus[0]))
             if choice.node is not None:
                 line = _bind(guest, topology, choice.node, choice.binding,
                              instance)
@@ -256,14 +292,18 @@ def apply(driver, guest, instance, request, topology, policy,
         only = bound_node
         if only is None and len(cells) == 1:
             only = cells[0]
-        choice = render_tracker.claim(instance.uuid, topology, needs,
-                                      render_limit, only_node=only)
+        claim = (render_tracker.claim if operations.is_new_claim(instance)
+                 else render_tracker.keep)
+        choice = claim(instance.uuid, topology, needs, render_limit,
+                       only_node=only)
         if not choice.ok:
-            raise Refused(reason='render node: %s' % choice.reason)
-        changes.append('render node: %s (%s)' % (
-            _add_render_node(guest, choice.render, request.display),
-            choice.reason))
-        if bound_node is None and not cells and choice.node is not None:
+            operations.admit(instance, 'render node: %s' % choice.reason)
+        if choice.render is not None:
+            changes.append('render node: %s (%s)' % (
+                _add_render_node(guest, choice.render, request.display),
+                choice.reason))
+        if bound_node is None and not cells and choice.node is not None \
+                and choice.render is not None:
             line = _bind(guest, topology, choice.node,
                          affinity.binding_mode(policy), instance)
             if line:
@@ -291,7 +331,8 @@ def _check_cells(gpu, cells, topology, policy, instance):
     reason = ('GPU %s is on NUMA node %s but the guest\'s cells are on %s' %
               (gpu.address, gpu.numa_node, cells))
     if policy in ('required', 'socket'):
-        raise Refused(reason=reason + ' (policy %s)' % policy)
+        operations.admit(instance, reason + ' (policy %s)' % policy)
+        return
     LOG.warning('%s (policy %s: accepted)', reason, policy,
                 instance=instance)
 
@@ -317,11 +358,9 @@ __all__ = ['apply', 'Refused', 'RenderNodeTracker', 'render_node_of',
 # -- live migration -----------------------------------------------------------
 #
 # The destination decides its own render node and NUMA node in
-# pre_live_migration and hands them to the source in the migrate data; the
-# source writes them into the XML it sends. LibvirtLiveMigrateData has no
-# free-form field, so the decision rides in ``target_mdevs`` (a dict of
-# strings the destination already fills) under keys no mdev UUID can take;
-# Nova's own use of that dict looks keys up by mdev UUID only.
+# pre_live_migration; the source writes them into the XML it sends. How the
+# decision travels: nova_gpu_ext.virt.live_migration (system metadata, not
+# Nova's target_mdevs).
 
 MIGRATE_PREFIX = 'gpu_ext:'
 
@@ -330,19 +369,15 @@ def encode_migration(render_path, node, cpus, mode):
     out = {}
     if render_path:
         out[MIGRATE_PREFIX + 'render_node'] = render_path
-    if node is not None:
+    if node is None:
+        # The destination binds nowhere: the source's binding must not
+        # travel with the guest.
+        out[MIGRATE_PREFIX + 'unbind'] = '1'
+    else:
         out[MIGRATE_PREFIX + 'numa_node'] = str(node)
         out[MIGRATE_PREFIX + 'cpuset'] = _cpus(cpus)
         out[MIGRATE_PREFIX + 'numa_mode'] = mode
     return out
-
-
-def decode_migration(migrate_data):
-    if 'target_mdevs' not in migrate_data or not migrate_data.target_mdevs:
-        return {}
-    return {k[len(MIGRATE_PREFIX):]: v
-            for k, v in migrate_data.target_mdevs.items()
-            if k.startswith(MIGRATE_PREFIX)}
 
 
 def rewrite_migration_xml(xml, decision):
@@ -363,6 +398,10 @@ def rewrite_migration_xml(xml, decision):
                                         type='egl-headless')
             etree.SubElement(graphics, 'gl', rendernode=render)
     node = decision.get('numa_node')
+    if decision.get('unbind'):
+        # <vcpu cpuset> is Nova's to rewrite (dst_cpu_shared_set_info).
+        for tune in root.findall('./numatune'):
+            root.remove(tune)
     if node is not None:
         vcpu = root.find('./vcpu')
         if vcpu is not None and decision.get('cpuset'):

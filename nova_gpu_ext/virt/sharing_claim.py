@@ -68,7 +68,7 @@ class SharingClaims:
         lines saying what was admitted."""
         from nova_gpu_ext.placement import affinity
         from nova_gpu_ext.placement import decide
-        from nova_gpu_ext.virt import gpu_affinity
+        from nova_gpu_ext.virt import operations
         topology = driver.gpu_topology
         wanted = self._guest_devices(driver, guest, topology)
         if not wanted:
@@ -96,8 +96,10 @@ class SharingClaims:
                 if verdict is None or verdict.load is None:
                     continue        # not time-sliced: nothing to admit
                 if not decision.ok:
-                    raise gpu_affinity.Refused(
-                        reason='GPU %s: %s' % (address, verdict.reason))
+                    # Refused on a new claim (the build reschedules); a
+                    # restart in place keeps its GPU, with a warning.
+                    operations.admit(
+                        instance, 'GPU %s: %s' % (address, verdict.reason))
                 mine[address] = mine.get(address, 0) + 1
                 lines.append('sharing: GPU %s: %s' % (
                     address, _describe(verdict.load)))

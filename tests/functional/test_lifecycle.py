@@ -1,0 +1,98 @@
+"""Server operations on GPU guests, end to end through Nova.
+
+Admission (time-slice bound, render-node limit, strict binding) is made
+where a new claim is made; a guest restarted in place (hard reboot, stop
+and start, resume after a host reboot, rescue and unrescue) keeps what it
+has even when today's limits are tighter than when it was admitted, and
+the compute logs the exceeded limit as a WARNING.
+"""
+
+from nova import context as nova_context
+from nova import objects
+from nova.tests.fixtures import libvirt as fakelibvirt
+
+import nova.conf
+from nova_gpu_ext.conf import sharing as sharing_conf
+from nova_gpu_ext.sim import samplehost
+from tests.functional import base
+
+CONF = nova.conf.CONF
+
+
+class InPlaceKeepsTheGuestTest(base.GPUExtTestBase):
+
+    sysfs_sample = None
+
+    def setUp(self):
+        super().setUp()
+        samplehost.configure(self)
+        self.hosts = samplehost.start_hosts(self, cpu_host=False)
+        self._run_periodics()
+        # 500 ms slices: one tenant waits 0.5 s between turns, within the
+        # 2 s x 0.75 limit when the guest boots.
+        sharing_conf.register_dynamic_opts(CONF, ['nvidia-11'])
+        self.flags(slice_ms=500, switch_ms=0, group='gpu_sharing_nvidia-11')
+        self.flags(timeout_margin=0.75, guest_timeout_ms=2000,
+                   group='gpu_ext')
+        flavor = self._create_flavor(
+            memory_mb=1024, vcpu=1, disk=1, ephemeral=0,
+            extra_spec={'resources:VGPU': '1'})
+        self.server = self._create_server(
+            flavor_id=flavor, networks='none', expected_state='ACTIVE')
+        # The operator tightens the limit: 200 ms x 0.75 = 150 ms, less
+        # than the 500 ms this guest (alone on its GPU) already waits.
+        self.flags(guest_timeout_ms=200, group='gpu_ext')
+
+    def assert_kept(self, server, status='ACTIVE'):
+        self.assertEqual(status, server['status'])
+        log = self.stdlog.logger.output
+        self.assertIn('the guest keeps what it has although GPU 0000:81:0',
+                      log)
+        self.assertIn('WARNING [nova_gpu_ext.virt.operations]', log)
+        self.assertNotIn('ERROR [nova.compute.manager]', log)
+        # Still its vGPU.
+        self.assertEqual(1, len(self.mdev_parents(server)))
+
+    def test_hard_reboot_stop_start_host_boot_rescue_keep_the_guest(self):
+        server = self._reboot_server(self.server, hard=True)
+        self.assert_kept(server)
+        self.assertIn('hard reboot: the guest keeps',
+                      self.stdlog.logger.output)
+
+        server = self._stop_server(server)
+        server = self._start_server(server)
+        self.assert_kept(server)
+        self.assertIn('power on: the guest keeps', self.stdlog.logger.output)
+
+        # The host reboots: the domain is off, nova-compute starts again
+        # and resumes the guests that were running.
+        self.flags(resume_guests_state_on_host_boot=True)
+        compute = self.computes[self.hosts['gpu']]
+        ctxt = nova_context.get_admin_context()
+        instance = objects.Instance.get_by_uuid(ctxt, server['id'])
+        compute.driver._host.get_guest(instance)._domain.destroy()
+        self.restart_compute_service(self.hosts['gpu'])
+        server = self._wait_for_state_change(server, 'ACTIVE')
+        self.assert_kept(server)
+        self.assertIn('resume after host boot: the guest keeps',
+                      self.stdlog.logger.output)
+        self.assertEqual(
+            fakelibvirt.VIR_DOMAIN_RUNNING,
+            self.computes[self.hosts['gpu']].driver._host.get_guest(
+                instance)._domain._state)
+
+        server = self._rescue_server(server)
+        self.assert_kept(server, 'RESCUE')
+        self.assertIn('rescue: the guest keeps', self.stdlog.logger.output)
+        server = self._unrescue_server(server)
+        self.assert_kept(server)
+
+    def test_a_new_claim_is_still_refused(self):
+        # The same limit refuses a second server at the scheduler or, if it
+        # got through, at the compute: never admitted.
+        flavor = self._create_flavor(
+            memory_mb=1024, vcpu=1, disk=1, ephemeral=0,
+            extra_spec={'resources:VGPU': '1'})
+        server = self._create_server(
+            flavor_id=flavor, networks='none', expected_state='ERROR')
+        self.assertIn('No valid host', server['fault']['message'])
