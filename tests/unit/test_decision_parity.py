@@ -36,6 +36,15 @@ from nova_gpu_ext.virt import sharing_claim
 CONF = gpu_conf.CONF
 
 
+@pytest.fixture(autouse=True)
+def _as_new_claim(monkeypatch):
+    """Driver admission runs as in spawn, a new claim, where it refuses
+    (in-place restarts only warn: virt/operations.py)."""
+    from nova_gpu_ext.virt import operations
+    monkeypatch.setattr(operations, 'current', lambda instance: (
+        operations.NEW_CLAIM, 'spawn'))
+
+
 # -- layouts (documented sysfs layouts, hex-letter addresses) ----------------
 
 def mdev_host(root, tenants=0, total=4, created=0):

@@ -37,6 +37,9 @@ OVERRIDDEN = {
         'instance, network_info, image_meta, disk_info, rescue=None, '
         'block_device_info=None, context=None, mdevs=None, accel_info=None, '
         'share_info=None, old_guest=None'),
+    '_create_guest': (
+        'context, xml, instance, power_on=True, pause=False, '
+        'post_xml_callback=None'),
     'spawn': (
         'context, instance, image_meta, injected_files, admin_password, '
         'allocations, network_info=None, block_device_info=None, '
