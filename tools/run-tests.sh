@@ -39,4 +39,9 @@ for extra in docs nova-functional e2e; do
     fi
     envs="$envs,$extra"
 done
-exec "$tox" -e "$envs" -- "$@"
+# Only pass "--" with arguments: an empty "--" would make tox hand every
+# env empty posargs, and nova-functional's default module list would be lost.
+if [ "$#" -gt 0 ]; then
+    exec "$tox" -e "$envs" -- "$@"
+fi
+exec "$tox" -e "$envs"
