@@ -103,17 +103,26 @@ def node_capacities(topology):
         for n in topology.numa_nodes]
 
 
-def _bind(guest, topology, node_id, mode, instance):
-    node = topology.node(node_id)
-    cpus = set(node.cpus)
-    if guest.cpuset:
-        cpus &= set(guest.cpuset)
+def usable_node_cpus(topology, node_id, allowed, mode, instance):
+    """The CPUs of ``node_id`` the guest may use (within ``allowed``, the
+    CPU set Nova gives it, when there is one). None of them: refused under
+    a strict binding on a new claim (:func:`operations.admit`), otherwise
+    logged; returns the empty set then, and the guest is not bound."""
+    cpus = set(topology.node(node_id).cpus)
+    if allowed:
+        cpus &= set(allowed)
     if not cpus:
         if mode == affinity.STRICT:
             operations.admit(instance, 'none of the CPUs Nova may use for '
                              'this guest is on NUMA node %d' % node_id)
         LOG.warning('No usable CPU on NUMA node %d; guest not bound',
                     node_id, instance=instance)
+    return cpus
+
+
+def _bind(guest, topology, node_id, mode, instance):
+    cpus = usable_node_cpus(topology, node_id, guest.cpuset, mode, instance)
+    if not cpus:
         return None
     guest.cpuset = cpus
     tune = vconfig.LibvirtConfigGuestNUMATune()

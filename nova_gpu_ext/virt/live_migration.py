@@ -105,17 +105,11 @@ def _choose(driver, instance, request, migrate_data, topology, policy,
                 node, mode = choice.node, affinity.binding_mode(policy)
     cpus = set()
     if node is not None:
-        cpus = set(topology.node(node).cpus)
         shared = (migrate_data.dst_cpu_shared_set_info
                   if 'dst_cpu_shared_set_info' in migrate_data else None)
-        if shared:
-            cpus &= set(shared)
+        cpus = gpu_affinity.usable_node_cpus(topology, node, shared, mode,
+                                             instance)
         if not cpus:
-            if mode == affinity.STRICT:
-                operations.admit(instance, 'none of the CPUs Nova may use '
-                                 'for this guest is on NUMA node %d' % node)
-            LOG.warning('No usable CPU on NUMA node %d; guest not bound',
-                        node, instance=instance)
             node = None
         else:
             migrate_data.dst_cpu_shared_set_info = cpus
