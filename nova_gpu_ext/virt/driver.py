@@ -326,9 +326,16 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
     # (nova_gpu_ext.virt.operations; Nova passes these arguments by
     # position or keyword, so they are passed through untouched)
 
-    def spawn(self, context, instance, *args, **kwargs):
+    def spawn(self, context, instance, image_meta, injected_files,
+              admin_password, allocations, *args, **kwargs):
         with operations.spawning(instance):
-            return super().spawn(context, instance, *args, **kwargs)
+            if CONF.gpu_ext.enabled and \
+                    operations.current(instance)[1] == 'evacuate':
+                allocations = operations.evacuation_allocations(
+                    self.provider_tree, allocations, instance)
+            return super().spawn(context, instance, image_meta,
+                                 injected_files, admin_password, allocations,
+                                 *args, **kwargs)
 
     def rebuild(self, context, instance, *args, evacuate=False, **kwargs):
         # Upstream's libvirt driver has no rebuild: Nova falls back to

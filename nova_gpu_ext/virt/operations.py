@@ -154,6 +154,29 @@ def spawning(instance):
     return _mark(instance, mode, name)
 
 
+def evacuation_allocations(provider_tree, allocations, instance):
+    """The allocations an evacuation's spawn may use here: those on this
+    host's providers.
+
+    While the failed source is down, the instance's consumer holds the
+    source's allocations and the destination's (Nova removes the source's
+    when the source compute starts again). Upstream's ``_allocate_mdevs``
+    looks every VGPU provider up in this host's provider tree and fails on
+    the source's ('Resource Provider ... is missing'), so an mdev guest
+    could not be evacuated. Providers of another host can give nothing
+    here: leave them out.
+    """
+    if not allocations or provider_tree is None:
+        return allocations
+    own = {rp: alloc for rp, alloc in allocations.items()
+           if provider_tree.exists(rp)}
+    if len(own) < len(allocations):
+        LOG.info('nova-gpu-ext: evacuate: allocating devices from this '
+                 "host's providers only, not from the source's %s",
+                 sorted(set(allocations) - set(own)), instance=instance)
+    return own
+
+
 def hard_reboot_name(instance):
     """What a ``_hard_reboot`` is for, from the instance's task state."""
     return {

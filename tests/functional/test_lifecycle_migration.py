@@ -183,20 +183,29 @@ class ColdMoveTest(MoveTestBase):
         server = self._revert_resize(server)
         self.assert_on_destination_node_1(server)
 
-    def test_evacuate(self):
-        # A PCI GPU guest: upstream's _allocate_mdevs cannot evacuate a
-        # vGPU guest (it also sees the source's VGPU allocation, whose
-        # provider the destination does not have: 'Resource Provider ...
-        # is missing').
-        server = self.pci_server()
+    def source_down(self):
         self.src.stop()
         (service,) = self.admin_api.get_services(
             host='gpu-host-1', binary='nova-compute')
         self.admin_api.put_service_force_down(service['id'], True)
+
+    def test_evacuate(self):
+        server = self.pci_server()
+        self.source_down()
         server = self._evacuate_server(server, expected_host='gpu-host-2')
         xml = self.domain_xml(server)
         self.assertEqual('0', numatune(xml))
         self.assertEqual(NODE0_CPUS, cpuset(xml))
+
+    def test_evacuate_vgpu_guest(self):
+        # While the source is down the instance holds the source's VGPU
+        # allocation and the destination's: the destination allocates
+        # mdevs from its own providers only (upstream's _allocate_mdevs
+        # fails on the source's: 'Resource Provider ... is missing').
+        server = self.vgpu_server()
+        self.source_down()
+        server = self._evacuate_server(server, expected_host='gpu-host-2')
+        self.assert_on_destination_node_1(server)
 
     def test_shelve_unshelve(self):
         server = self.vgpu_server()

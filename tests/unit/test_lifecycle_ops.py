@@ -58,6 +58,23 @@ def test_rebuild_in_place_keeps_evacuate_claims():
                                                 'spawn')
 
 
+def test_evacuation_allocates_from_this_hosts_providers_only():
+    from nova.compute import provider_tree
+    tree = provider_tree.ProviderTree()
+    tree.new_root('dest', 'dest-uuid')
+    tree.new_child('dest_pci_0000_81_01_0', 'dest-uuid', uuid='dest-gpu')
+    allocations = {
+        'src-uuid': {'resources': {'VCPU': 2}},
+        'src-gpu': {'resources': {'VGPU': 1}},
+        'dest-uuid': {'resources': {'VCPU': 2}},
+        'dest-gpu': {'resources': {'VGPU': 1}}}
+    assert sorted(operations.evacuation_allocations(
+        tree, allocations, instance())) == ['dest-gpu', 'dest-uuid']
+    assert operations.evacuation_allocations(None, allocations,
+                                             instance()) is allocations
+    assert operations.evacuation_allocations(tree, {}, instance()) == {}
+
+
 def test_render_node_kept_over_its_limit(topology):
     tracker = gpu_affinity.RenderNodeTracker()
     needs = affinity.GuestNeeds(2, 1024, 'preferred')

@@ -14,6 +14,7 @@ doc/source/reference/nova-internals.rst.
 import inspect
 
 import pytest
+from nova.compute import provider_tree
 from nova.objects import migrate_data as migrate_data_obj
 from nova.virt import driver as virt_driver
 from nova.virt.libvirt import driver as libvirt_driver
@@ -104,6 +105,7 @@ CALLED = {
     (libvirt_host.Host, 'list_guests'): 'only_running=True',
     (libvirt_host.Host, 'get_guest'): 'instance',
     (virt_driver.ComputeDriver, 'rebuild'): OVERRIDDEN['rebuild'],
+    (provider_tree.ProviderTree, 'exists'): 'name_or_uuid',
 }
 
 
@@ -184,6 +186,14 @@ def test_behaviour_we_rely_on():
         source = inspect.getsource(method)
         assert '_allocate_cyborg_mdevs' in source and 'mdevs.extend' in \
             source
+    # An evacuation's spawn hands _allocate_mdevs the instance's
+    # allocations, the failed source's too; _allocate_mdevs looks every
+    # provider up in this host's tree (so spawn filters them first).
+    source = inspect.getsource(Upstream.spawn)
+    assert source.count('allocations') == 2 and \
+        'self._allocate_mdevs(allocations)' in source
+    assert 'self.provider_tree.data(rp_uuid)' in inspect.getsource(
+        Upstream._allocate_mdevs)
     # The libvirt driver has no rebuild: Nova falls back to destroy+spawn
     # (our rebuild hook marks the spawn, then raises NotImplementedError).
     assert 'rebuild' not in vars(Upstream)
