@@ -442,6 +442,7 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
             if not operations.is_in_place(instance):
                 self.render_nodes.release(instance.uuid)
                 self.sharing_claims.release(instance.uuid)
+            operations.forget_rebuild(instance)
 
     def apply_tweaks(self, guest, ctx):
         """Apply the selected tweaks; return the lines saying what changed."""

@@ -28,7 +28,9 @@ The driver marks operations with the context managers :func:`new_claim`
 boot also run, and ``rescue``). Anything not marked counts as in place:
 an unknown path never puts a guest in ERROR. A rebuild is a spawn; the
 driver's ``rebuild`` hook says first whether it is an evacuation (a new
-claim) or a rebuild in place (:func:`note_rebuild`).
+claim) or a rebuild in place (:func:`note_rebuild`); only the spawn of
+that rebuild takes the mark, and ``cleanup`` drops one a failed rebuild
+left (:func:`forget_rebuild`).
 
 The marks are kept per instance UUID in this process (an instance is under
 at most one operation on one compute at a time; several computes in one
@@ -132,11 +134,35 @@ def note_rebuild(instance, evacuate):
         _rebuilds[_uuid(instance)] = bool(evacuate)
 
 
+#: Task states of a rebuild (or evacuation) from Nova's ``rebuild_instance``
+#: to its spawn.
+REBUILD_TASK_STATES = (task_states.REBUILDING,
+                       task_states.REBUILD_BLOCK_DEVICE_MAPPING,
+                       task_states.REBUILD_SPAWNING)
+
+
+def forget_rebuild(instance):
+    """Drop a rebuild mark that no spawn took (the rebuild failed before
+    its spawn), unless that rebuild is still under way: called from the
+    driver's ``cleanup``, which a rebuild in place runs before its spawn."""
+    if getattr(instance, 'task_state', None) in REBUILD_TASK_STATES:
+        return
+    with _lock:
+        _rebuilds.pop(_uuid(instance), None)
+
+
 def spawn_operation(instance):
     """``(mode, name)`` for a spawn: a new server, an unshelve or an
-    evacuation make a new claim, a rebuild in place does not."""
+    evacuation make a new claim, a rebuild in place does not.
+
+    The rebuild mark counts only for the spawn of a rebuild (task state
+    ``rebuild_spawning``): a rebuild that failed before its spawn leaves a
+    mark no later spawn (an unshelve) may take for its own."""
     with _lock:
         evacuate = _rebuilds.pop(_uuid(instance), None)
+    if getattr(instance, 'task_state', None) != \
+            task_states.REBUILD_SPAWNING:
+        evacuate = None
     if evacuate is False:
         return IN_PLACE, 'rebuild'
     if evacuate:

@@ -7,13 +7,18 @@ has even when today's limits are tighter than when it was admitted, and
 the compute logs the exceeded limit as a WARNING.
 """
 
+from unittest import mock
+
 from nova import context as nova_context
 from nova import objects
+from nova import test
 from nova.tests.fixtures import libvirt as fakelibvirt
+from nova.tests.functional.api import client
 
 import nova.conf
 from nova_gpu_ext.conf import sharing as sharing_conf
 from nova_gpu_ext.sim import samplehost
+from nova_gpu_ext.virt import operations
 from tests.functional import base
 
 CONF = nova.conf.CONF
@@ -96,3 +101,35 @@ class InPlaceKeepsTheGuestTest(base.GPUExtTestBase):
         server = self._create_server(
             flavor_id=flavor, networks='none', expected_state='ERROR')
         self.assertIn('No valid host', server['fault']['message'])
+
+    def test_a_rebuild_failing_before_its_spawn_leaves_no_mark(self):
+        # A rebuild in place keeps the guest, over today's limit too.
+        image = self.server['image']['id']
+        server = self._rebuild_server(self.server, image)
+        self.assert_kept(server)
+        self.assertIn('rebuild: the guest keeps', self.stdlog.logger.output)
+        # A rebuild that fails before its spawn (in destroy)...
+        driver = self.computes[self.hosts['gpu']].driver
+        with mock.patch.object(driver, 'destroy',
+                               side_effect=test.TestingException('injected')):
+            # (the harness makes RPC casts calls: the API sees the error)
+            self.assertRaises(
+                client.OpenStackApiException, self.api.post_server_action,
+                server['id'], {'rebuild': {'imageRef': image}})
+            server = self._wait_for_state_change(server, 'ERROR')
+        # ... leaves nothing a later spawn of the guest takes for a
+        # rebuild: an unshelve is a new claim.
+        self.admin_api.post_server_action(
+            server['id'], {'os-resetState': {'state': 'active'}})
+        self.flags(guest_timeout_ms=2000, group='gpu_ext')
+        server = self._shelve_server(server)
+        seen = []
+        spawn_operation = operations.spawn_operation
+
+        def spy(instance):
+            seen.append(spawn_operation(instance))
+            return seen[-1]
+
+        self.stub_out('nova_gpu_ext.virt.operations.spawn_operation', spy)
+        self._unshelve_server(server)
+        self.assertEqual([(operations.NEW_CLAIM, 'unshelve')], seen)

@@ -47,7 +47,8 @@ def test_admit_raises_on_a_new_claim_and_warns_in_place(caplog):
 
 
 def test_rebuild_in_place_keeps_evacuate_claims():
-    inst = instance()
+    inst = instance(uuid='rebuilt')
+    inst.task_state = 'rebuild_spawning'
     operations.note_rebuild(inst, evacuate=False)
     assert operations.spawn_operation(inst) == (operations.IN_PLACE,
                                                 'rebuild')
@@ -56,6 +57,23 @@ def test_rebuild_in_place_keeps_evacuate_claims():
                                                 'evacuate')
     assert operations.spawn_operation(inst) == (operations.NEW_CLAIM,
                                                 'spawn')
+
+
+def test_a_rebuild_failing_before_its_spawn_leaves_no_mark():
+    inst = instance(uuid='failed-rebuild')
+    operations.note_rebuild(inst, evacuate=False)
+    # The rebuild failed (destroy raised); later, an unshelve spawns it.
+    inst.task_state, inst.vm_state = 'spawning', 'shelved_offloaded'
+    assert operations.spawn_operation(inst) == (operations.NEW_CLAIM,
+                                                'unshelve')
+    # cleanup() drops a mark no spawn took, not one of a rebuild under way.
+    operations.note_rebuild(inst, evacuate=False)
+    inst.task_state = 'rebuilding'
+    operations.forget_rebuild(inst)
+    assert inst.uuid in operations._rebuilds
+    inst.task_state = 'deleting'
+    operations.forget_rebuild(inst)
+    assert inst.uuid not in operations._rebuilds
 
 
 def test_evacuation_allocates_from_this_hosts_providers_only():
