@@ -4,7 +4,8 @@ Admission (time-slice bound, render-node limit, strict binding) is made
 where a new claim is made; a guest restarted in place (hard reboot, stop
 and start, resume after a host reboot, rescue and unrescue) keeps what it
 has even when today's limits are tighter than when it was admitted, and
-the compute logs the exceeded limit as a WARNING.
+the compute logs the exceeded limit as a WARNING. A render-node guest
+keeps its render node. A rebuild's mark never outlives the rebuild.
 """
 
 from unittest import mock
@@ -20,6 +21,7 @@ from nova_gpu_ext.conf import sharing as sharing_conf
 from nova_gpu_ext.sim import samplehost
 from nova_gpu_ext.virt import operations
 from tests.functional import base
+from tests.functional.test_affinity import rendernode
 
 CONF = nova.conf.CONF
 
@@ -133,3 +135,54 @@ class InPlaceKeepsTheGuestTest(base.GPUExtTestBase):
         self.stub_out('nova_gpu_ext.virt.operations.spawn_operation', spy)
         self._unshelve_server(server)
         self.assertEqual([(operations.NEW_CLAIM, 'unshelve')], seen)
+
+
+class RenderNodeKeptInPlaceTest(base.GPUExtTestBase):
+    """A render-node guest restarted in place keeps its render node, even
+    when it now shares it with more guests than the (lowered) limit."""
+
+    sysfs_sample = None
+
+    def setUp(self):
+        super().setUp()
+        samplehost.configure(self)
+        self.hosts = samplehost.start_hosts(self, cpu_host=False)
+        self._run_periodics()
+        self.driver = self.computes[self.hosts['gpu']].driver
+        flavor = self._create_flavor(
+            memory_mb=1024, vcpu=1, disk=1, ephemeral=0, extra_spec={
+                'gpu:render_node': 'numa-local',
+                'gpu:display': 'egl-headless'})
+        # No limit: least used first, so the 1st and 3rd share renderD128.
+        self.servers = [self._create_server(
+            flavor_id=flavor, networks='none', expected_state='ACTIVE')
+            for _ in range(3)]
+        self.assertEqual(
+            ['/dev/dri/renderD128', '/dev/dri/renderD129',
+             '/dev/dri/renderD128'],
+            [rendernode(self.domain_xml(s)) for s in self.servers])
+        # The operator lowers the limit below renderD128's use.
+        self.flags(render_node_max_guests=1, group='gpu_ext')
+
+    def assert_kept(self, server, operation):
+        self.assertEqual('ACTIVE', server['status'])
+        # Defined again, with the same render node.
+        self.assertEqual('/dev/dri/renderD128',
+                         rendernode(self.domain_xml(server)))
+        self.assertEqual({'renderD128': 2, 'renderD129': 1},
+                         self.driver.render_nodes.counts())
+        log = self.stdlog.logger.output
+        self.assertIn('%s: the guest keeps what it has although render '
+                      'node: render node renderD128 kept (2 guest(s) with '
+                      'it, limit 1)' % operation, log)
+        self.assertNotIn('ERROR [nova.compute.manager]', log)
+
+    def test_hard_reboot_and_power_on_keep_the_render_node(self):
+        server = self.servers[2]
+        self.defined_xml.pop(server['id'])
+        server = self._reboot_server(server, hard=True)
+        self.assert_kept(server, 'hard reboot')
+        server = self._stop_server(server)
+        self.defined_xml.pop(server['id'])
+        server = self._start_server(server)
+        self.assert_kept(server, 'power on')
