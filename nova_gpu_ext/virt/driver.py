@@ -36,33 +36,29 @@ tests/unit/test_nova_signatures.py, which also checks this list):
 """
 
 import collections
-import copy
-import json
 
 from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
-from nova_gpu_ext import host_facts
-from nova_gpu_ext import request_inputs
-from nova_gpu_ext import specs
 from nova_gpu_ext.virt import boot_telemetry
-from nova_gpu_ext.virt import domcaps
 from nova_gpu_ext.virt import gpu_affinity
+from nova_gpu_ext.virt import guest_config
+from nova_gpu_ext.virt import host_report
 from nova_gpu_ext.virt import live_migration
 from nova_gpu_ext.virt import numa_claim
 from nova_gpu_ext.virt import operations
 from nova_gpu_ext.virt import pci_traits
 from nova_gpu_ext.virt import sharing_claim
-from nova_gpu_ext.virt import tweaks
+from nova_gpu_ext.virt import startup
 
 LOG = logging.getLogger(__name__)
 CONF = gpu_conf.CONF
 
 #: Trait on the compute node provider of every host that runs this driver.
-DRIVER_TRAIT = 'CUSTOM_GPU_EXT'
+DRIVER_TRAIT = host_report.DRIVER_TRAIT
 #: Key of the host summary in ComputeNode.stats.
-STATS_KEY = host_facts.STATS_KEY
+STATS_KEY = host_report.STATS_KEY
 
 
 class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
@@ -94,27 +90,15 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         """How Nova's claim fits this guest's NUMA cells (or None)."""
         return numa_claim.plan(self, claim)
 
-    # -- host facts ---------------------------------------------------------
+    # -- host facts and startup (host_report, startup) -----------------------
 
     def _refresh_gpu_topology(self):
         """Discover the host again; never raises into nova-compute."""
-        before = self._gpu_topology
-        self._gpu_topology = host_facts.discover(
-            self._sysfs_root, self._dev_root, previous=before)
-        if before is not None and operations.new_functions(
-                before, self._gpu_topology):
-            # Upstream caches the PCI device list for the life of the
-            # process (functools.cache): VFs created since would stay
-            # invisible to Nova's PCI tracker.
-            LOG.info('nova-gpu-ext: new PCI functions on the host (VFs '
-                     'created?); reading the PCI devices from libvirt again')
-            self._clear_pci_devices_cache()
-        return self._gpu_topology
+        return host_report.refresh_topology(self)
 
     @staticmethod
     def _clear_pci_devices_cache():
-        libvirt_driver.LibvirtDriver._get_pci_passthrough_devices \
-            .cache_clear()
+        host_report.clear_pci_devices_cache()
 
     @property
     def gpu_topology(self):
@@ -124,11 +108,7 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
 
     def init_host(self, host):
         super().init_host(host)
-        topology = self._refresh_gpu_topology()
-        LOG.info('nova-gpu-ext: %d GPU function(s), %d NUMA node(s), %d '
-                 'render node(s) under %s', len(topology.gpus),
-                 len(topology.numa_nodes), len(topology.render_nodes),
-                 self._sysfs_root)
+        startup.log_host(self._refresh_gpu_topology(), self._sysfs_root)
         self._recover_render_nodes()
 
     def process_instances_at_startup(self, context, instances):
@@ -136,124 +116,46 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         forget render nodes of guests no longer on this host (evacuated
         away, deleted), so resumed guests keep theirs within the limit."""
         instances = super().process_instances_at_startup(context, instances)
-        self.render_nodes.retain(
-            {i.uuid for i in instances if not i.deleted})
+        startup.keep_instances(self, instances)
         return instances
 
     def _recover_render_nodes(self):
         """Who uses which render node, from the defined domains."""
-        try:
-            guests = self._host.list_guests(only_running=False)
-        except Exception:
-            LOG.warning('Cannot list domains to recover render node usage')
-            return
-        for guest in guests:
-            try:
-                name = gpu_affinity.render_node_of(guest.get_xml_desc())
-            except Exception:
-                continue
-            if name:
-                self.render_nodes.record(guest.uuid, name)
+        startup.recover_render_nodes(self)
 
     def _mdevs_in_use_by_parent(self):
         """Count of assigned mdevs per parent PCI address."""
-        try:
-            assigned = self._get_all_assigned_mediated_devices()
-            if not assigned:
-                return {}
-            counts = {}
-            for mdev in self._get_mediated_devices():
-                if mdev['uuid'] in assigned:
-                    key = gpu_affinity.libvirt_name_to_address(
-                        mdev['parent'])
-                    counts[key] = counts.get(key, 0) + 1
-            return counts
-        except Exception:
-            LOG.debug('Cannot count mediated devices in use', exc_info=True)
-            return {}
+        return host_report.mdevs_in_use_by_parent(self)
 
     def gpu_host_summary(self, topology):
         """The published summary plus what only the driver knows: provider
         UUIDs, mdevs in use per GPU, guests per render node."""
-        summary = host_facts.host_summary(topology)
-        # Devices in use per physical GPU (an mdev on its parent, on the PF
-        # for SR-IOV vGPU; a VF on its PF), with the builds in flight.
-        in_use = self.sharing_claims.in_use(self, topology)
-        for entry in summary['gpus']:
-            uuid = self._gpu_provider_uuids.get(entry['addr'])
-            if uuid:
-                entry['rp'] = uuid
-            host_facts.add_vf_providers(entry, topology,
-                                        self._gpu_provider_uuids)
-            if 'mdev_types' in entry or entry.get('kind') == 'pf':
-                entry['used'] = in_use.get(entry['addr'], 0)
-            if 'mdev_types' in entry:
-                # The type Nova allocates on this parent ([devices]).
-                nova_type = sharing_claim.nova_vgpu_type(self, topology,
-                                                         entry['addr'])
-                if nova_type:
-                    entry['type'] = nova_type
-            min_share = self.sharing_claims.resident_min_share(entry['addr'])
-            if min_share is not None:
-                entry['min_share'] = min_share
-        counts = self.render_nodes.counts()
-        for render in summary['render_nodes']:
-            render['guests'] = counts.get(render['name'], 0)
-            render['present'] = domcaps.device_exists(self, render['path'])
-        summary['gl'] = domcaps.host_gl(self)
-        return summary
+        return host_report.host_summary(self, topology)
 
     def get_available_resource(self, nodename):
         data = super().get_available_resource(nodename)
         if CONF.gpu_ext.enabled:
-            topology = self._refresh_gpu_topology()
-            data.setdefault('stats', {})[STATS_KEY] = json.dumps(
-                self.gpu_host_summary(topology), sort_keys=True,
-                separators=(',', ':'))
+            host_report.add_stats(self, data)
         boot_telemetry.add_stats(self, data)
         return data
 
     def update_provider_tree(self, provider_tree, nodename, allocations=None):
         super().update_provider_tree(
             provider_tree, nodename, allocations=allocations)
-        if not CONF.gpu_ext.enabled:
-            provider_tree.remove_traits(nodename, DRIVER_TRAIT)
-            return
-        provider_tree.add_traits(nodename, DRIVER_TRAIT)
-        gl_traits = domcaps.traits(domcaps.host_gl(self))
-        provider_tree.remove_traits(nodename, *({domcaps.EGL_TRAIT} -
-                                                gl_traits))
-        provider_tree.add_traits(nodename, *gl_traits)
-        self._gpu_provider_uuids = pci_traits.update_gpu_providers(
-            provider_tree, self.gpu_topology, nodename)
-        # Upstream keeps a private copy for spawn(); keep it in step.
-        self.provider_tree = copy.deepcopy(provider_tree)
+        host_report.update_provider_tree(self, provider_tree, nodename,
+                                         CONF.gpu_ext.enabled)
 
-    # -- guest config -------------------------------------------------------
+    # -- guest config (guest_config) ------------------------------------------
 
     def gpu_request(self, instance):
         """The flavor's ``gpu:`` request; bad entries are logged, ignored."""
-        flavor = instance.flavor
-        return specs.parse(
-            flavor.extra_specs if flavor else {},
-            on_error=lambda exc: LOG.warning(
-                'Ignoring invalid flavor extra spec: %s', exc,
-                instance=instance))
+        return guest_config.gpu_request(instance)
 
     def gpu_inputs(self, instance, request, image_meta=None):
         """The effective request: the flavor's bounds, narrowed (never
         widened) by the image and the ports (see
         :mod:`nova_gpu_ext.placement.inputs`)."""
-        if image_meta is None:
-            try:
-                from nova import objects
-                image_meta = objects.ImageMeta.from_instance(instance)
-            except Exception:
-                image_meta = None
-        return request_inputs.resolve(
-            instance.flavor.extra_specs if instance.flavor else {},
-            image_meta, request_inputs.field(instance, 'pci_requests'),
-            CONF.gpu_ext.numa_affinity_policy, request)
+        return guest_config.gpu_inputs(instance, request, image_meta)
 
     def gpu_policy(self, instance, request, image_meta=None):
         """The NUMA affinity policy for this guest (see
@@ -264,48 +166,7 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
                           disk_info, *args, **kwargs):
         guest = super()._get_guest_config(
             instance, network_info, image_meta, disk_info, *args, **kwargs)
-        if not CONF.gpu_ext.enabled:
-            return guest
-        request = self.gpu_request(instance)
-        if not request.enabled:
-            return guest
-        topology = self.gpu_topology
-        # A GPU guest has a GPU device (or a vGPU, a render node): a NIC
-        # alias or a licence class alone keeps upstream's XML.
-        gpu_guest = specs.gpu_guest(request, len(
-            gpu_affinity.physical_gpu_addresses(self, guest, topology)))
-        ctx = tweaks.TweakContext(
-            instance=instance,
-            request=request,
-            libvirt_version=self._host.get_connection().getLibVersion(),
-            qemu_version=self._host.get_connection().getVersion(),
-            host=topology,
-            settings=gpu_conf.tweak_settings(CONF),
-            image_meta=image_meta,
-            flavor=instance.flavor,
-            gpu_guest=gpu_guest,
-        )
-        affinity_changes = []
-        if request.wants_render_node:
-            domcaps.check_render_node_host(self, instance)
-        if gpu_guest:
-            effective = self.gpu_inputs(instance, request, image_meta)
-            policy = effective.policy
-            for note in effective.ignored:
-                LOG.warning('nova-gpu-ext: %s', note, instance=instance)
-            affinity_changes = ['input: %s' % n for n in effective.notes]
-            affinity_changes += gpu_affinity.apply(
-                self, guest, instance, request,
-                domcaps.with_present_render_nodes(self, ctx.host), policy,
-                self.render_nodes, CONF.gpu_ext.render_node_max_guests)
-            affinity_changes += self._check_sharing(guest, instance, request)
-            for line in affinity_changes:
-                LOG.info('nova-gpu-ext changed the domain: %s', line,
-                         instance=instance)
-        self.apply_tweaks(guest, ctx)
-        self.guest_changes[instance.uuid] = (
-            affinity_changes + self.guest_changes.get(instance.uuid, []))
-        return guest
+        return guest_config.change(self, guest, instance, image_meta)
 
     def _check_sharing(self, guest, instance, request):
         """Claim the guest's shared GPUs (time-slice bound, min shares) or
@@ -321,6 +182,10 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         return boot_telemetry.create_guest(
             self, super()._create_guest, context, xml, instance, *args,
             **kwargs)
+
+    def apply_tweaks(self, guest, ctx):
+        """Apply the selected tweaks; return the lines saying what changed."""
+        return guest_config.apply_tweaks(self, guest, ctx)
 
     # -- server operations: admit on a new claim, keep otherwise -------------
     # (nova_gpu_ext.virt.operations; Nova passes these arguments by
@@ -368,18 +233,9 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         migrate_data = super().pre_live_migration(
             context, instance, block_device_info, network_info, disk_info,
             migrate_data)
-        if not CONF.gpu_ext.enabled:
-            return migrate_data
-        request = self.gpu_request(instance)
-        if not request.is_gpu_guest:
-            return migrate_data
-        decision = live_migration.choose(
-            self, instance, request, migrate_data, self.gpu_topology,
-            self.gpu_policy(instance, request),
+        live_migration.at_destination(
+            self, instance, migrate_data, CONF.gpu_ext.enabled,
             CONF.gpu_ext.render_node_max_guests)
-        live_migration.store(instance, decision)
-        LOG.info('nova-gpu-ext: live migration destination chose %s',
-                 decision or 'no binding', instance=instance)
         return migrate_data
 
     def post_live_migration_at_destination(self, context, instance,
@@ -413,12 +269,7 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
                                   block_migration, migrate_data, guest,
                                   *args, **kwargs):
         """Source: send the XML with the destination's choices."""
-        decision = live_migration.load(context, instance)
-        if decision:
-            LOG.info('nova-gpu-ext: migrating with the destination\'s render '
-                     'node %s and NUMA node %s', decision.get('render_node'),
-                     decision.get('numa_node'), instance=instance)
-            guest = gpu_affinity.MigratingGuest(guest, decision)
+        guest = live_migration.source_guest(context, instance, guest)
         return super()._live_migration_operation(
             context, instance, dest, block_migration, migrate_data, guest,
             *args, **kwargs)
@@ -443,26 +294,3 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
                 self.render_nodes.release(instance.uuid)
                 self.sharing_claims.release(instance.uuid)
             operations.forget_rebuild(instance)
-
-    def apply_tweaks(self, guest, ctx):
-        """Apply the selected tweaks; return the lines saying what changed."""
-        available = tweaks.load_tweaks()
-        enabled_names = gpu_conf.enabled_tweak_names(CONF)
-        changes = []
-        for tweak in tweaks.select(
-                available, ctx, enabled_names,
-                fast_boot_default=gpu_conf.fast_boot_default(CONF)):
-            why_not = tweak.supported(ctx)
-            if why_not:
-                LOG.info('Domain tweak %s skipped: %s', tweak.name, why_not,
-                         instance=ctx.instance)
-                continue
-            for line in tweak.apply(guest, ctx) or ():
-                changes.append('%s: %s' % (tweak.name, line))
-        for line in changes:
-            LOG.info('nova-gpu-ext changed the domain: %s', line,
-                     instance=ctx.instance)
-        self.guest_changes[ctx.instance.uuid] = changes
-        while len(self.guest_changes) > 256:
-            self.guest_changes.popitem(last=False)
-        return changes

@@ -45,6 +45,34 @@ LOG = logging.getLogger(__name__)
 SYSMETA_KEY = 'gpu_ext_live_migration'
 
 
+def at_destination(driver, instance, migrate_data, enabled, render_limit):
+    """``pre_live_migration`` on the destination, after upstream: choose
+    and store this host's NUMA node and render node for a GPU guest."""
+    if not enabled:
+        return
+    request = driver.gpu_request(instance)
+    if not request.is_gpu_guest:
+        return
+    decision = choose(driver, instance, request, migrate_data,
+                      driver.gpu_topology,
+                      driver.gpu_policy(instance, request), render_limit)
+    store(instance, decision)
+    LOG.info('nova-gpu-ext: live migration destination chose %s',
+             decision or 'no binding', instance=instance)
+
+
+def source_guest(context, instance, guest):
+    """``_live_migration_operation`` on the source: the guest whose
+    migratable XML carries the destination's choices (or ``guest``)."""
+    decision = load(context, instance)
+    if not decision:
+        return guest
+    LOG.info('nova-gpu-ext: migrating with the destination\'s render node '
+             '%s and NUMA node %s', decision.get('render_node'),
+             decision.get('numa_node'), instance=instance)
+    return gpu_affinity.MigratingGuest(guest, decision)
+
+
 def destination_gpus(driver, migrate_data, topology):
     """The destination's physical GPUs (PCI addresses) the guest gets."""
     from nova.virt.libvirt import utils as libvirt_utils
