@@ -26,13 +26,20 @@ tests/unit/test_nova_signatures.py, which also checks this list):
   render node, sharing admission and the selected tweaks change it.
 * ``spawn``, ``rebuild``, ``finish_migration`` (new claims) and
   ``_hard_reboot``, ``rescue`` (in place): say which operation runs, so
-  that admission refuses only new claims (:mod:`.operations`).
+  that admission refuses only new claims (:mod:`.operations`); the spawn
+  of an evacuation allocates mdevs from this host's providers only.
 * ``pre_live_migration``, ``_live_migration_operation``,
   ``post_live_migration_at_destination``, ``post_live_migration_at_source``,
   ``rollback_live_migration_at_destination``: the destination's NUMA node
   and render node for the migrated guest (:mod:`.live_migration`).
-* ``confirm_migration``, ``cleanup``: free the render node.
+* ``confirm_migration``, ``cleanup``: free the render node (``cleanup``
+  also drops the mark of a rebuild that failed before its spawn).
 * ``_create_guest``: times a build's boot phases (``boot_telemetry``).
+
+Each override is a few lines that delegate by concern: host facts and what
+the compute reports (:mod:`.host_report`), startup recovery
+(:mod:`.startup`), the guest config (:mod:`.guest_config`), operations
+(:mod:`.operations`), live migration (:mod:`.live_migration`).
 """
 
 import collections

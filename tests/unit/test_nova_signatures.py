@@ -194,6 +194,14 @@ def test_behaviour_we_rely_on():
         'self._allocate_mdevs(allocations)' in source
     assert 'self.provider_tree.data(rp_uuid)' in inspect.getsource(
         Upstream._allocate_mdevs)
+    # The rebuild's spawn runs in task state rebuild_spawning, its destroy
+    # (in place) before that: only that spawn takes the rebuild mark.
+    from nova.compute import manager as compute_manager
+    source = inspect.getsource(
+        compute_manager.ComputeManager._rebuild_default_impl)
+    assert source.index('task_states.REBUILD_SPAWNING') < source.index(
+        'self.driver.spawn(') and source.index('self.driver.destroy(') < \
+        source.index('task_states.REBUILD_BLOCK_DEVICE_MAPPING')
     # The libvirt driver has no rebuild: Nova falls back to destroy+spawn
     # (our rebuild hook marks the spawn, then raises NotImplementedError).
     assert 'rebuild' not in vars(Upstream)

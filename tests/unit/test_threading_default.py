@@ -1,7 +1,8 @@
 """Nova 34 runs nova-compute in native threading mode by default: so do the
 places where we start Nova (the functional harness package, the demo, the
-XML dump benchmark). ``OS_NOVA_DISABLE_EVENTLET_PATCHING=0`` still selects
-eventlet (CI runs the functional tests in both modes)."""
+XML dump and scheduler benchmarks; bench_boot runs dump_xml in a child).
+``OS_NOVA_DISABLE_EVENTLET_PATCHING=0`` still selects eventlet (CI runs the
+functional tests in both modes)."""
 
 import os
 import subprocess
@@ -17,6 +18,8 @@ STARTERS = {
     'demo': 'import nova_gpu_ext.sim.demo',
     'dump_xml': 'import runpy; runpy.run_path('
                 '"benchmarks/dump_xml.py", run_name="not_main")',
+    'bench_scheduler': 'import runpy; runpy.run_path('
+                       '"benchmarks/bench_scheduler.py", run_name="not_main")',
 }
 
 
