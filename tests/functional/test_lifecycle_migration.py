@@ -49,6 +49,15 @@ def cpuset(xml):
     return out
 
 
+def hostdev_addresses(xml):
+    """PCI addresses of the guest's passthrough devices."""
+    root = etree.fromstring(xml.encode())
+    return ['%04x:%02x:%02x.%x' % tuple(int(a.get(k), 16) for k in (
+        'domain', 'bus', 'slot', 'function'))
+        for a in root.findall("./devices/hostdev[@type='pci']/source/"
+                              "address")]
+
+
 class MoveTestBase(base_libvirt.LibvirtMigrationMixin, base.GPUExtTestBase):
 
     sysfs_sample = None
@@ -123,6 +132,7 @@ class MoveTestBase(base_libvirt.LibvirtMigrationMixin, base.GPUExtTestBase):
         xml = self.domain_xml(self.server)
         self.assertEqual('1', numatune(xml))
         self.assertEqual(NODE1_CPUS, cpuset(xml))
+        self.assertEqual([T4_NODE1], hostdev_addresses(xml))
         return self.server
 
 
@@ -150,6 +160,8 @@ class LiveMigrationTest(MoveTestBase):
         sent = self.created_xml[server['id']]
         self.assertEqual('0', numatune(sent))
         self.assertEqual(NODE0_CPUS, cpuset(sent))
+        # Bound to the node of the GPU it got there: the destination's T4.
+        self.assertEqual([T4_NODE0], hostdev_addresses(sent))
 
 
 class ColdMoveTest(MoveTestBase):
@@ -196,6 +208,7 @@ class ColdMoveTest(MoveTestBase):
         xml = self.domain_xml(server)
         self.assertEqual('0', numatune(xml))
         self.assertEqual(NODE0_CPUS, cpuset(xml))
+        self.assertEqual([T4_NODE0], hostdev_addresses(xml))
 
     def test_evacuate_vgpu_guest(self):
         # While the source is down the instance holds the source's VGPU
