@@ -26,7 +26,8 @@ from tests.functional.test_affinity import rendernode
 CONF = nova.conf.CONF
 
 
-class InPlaceKeepsTheGuestTest(base.GPUExtTestBase):
+class SampleHostTestBase(base.GPUExtTestBase):
+    """The sample GPU host (two NUMA nodes, vGPU and render-node GPUs)."""
 
     sysfs_sample = None
 
@@ -35,6 +36,13 @@ class InPlaceKeepsTheGuestTest(base.GPUExtTestBase):
         samplehost.configure(self)
         self.hosts = samplehost.start_hosts(self, cpu_host=False)
         self._run_periodics()
+        self.driver = self.computes[self.hosts['gpu']].driver
+
+
+class InPlaceKeepsTheGuestTest(SampleHostTestBase):
+
+    def setUp(self):
+        super().setUp()
         # 500 ms slices: one tenant waits 0.5 s between turns, within the
         # 2 s x 0.75 limit when the guest boots.
         sharing_conf.register_dynamic_opts(CONF, ['nvidia-11'])
@@ -111,8 +119,7 @@ class InPlaceKeepsTheGuestTest(base.GPUExtTestBase):
         self.assert_kept(server)
         self.assertIn('rebuild: the guest keeps', self.stdlog.logger.output)
         # A rebuild that fails before its spawn (in destroy)...
-        driver = self.computes[self.hosts['gpu']].driver
-        with mock.patch.object(driver, 'destroy',
+        with mock.patch.object(self.driver, 'destroy',
                                side_effect=test.TestingException('injected')):
             # (the harness makes RPC casts calls: the API sees the error)
             self.assertRaises(
@@ -137,18 +144,12 @@ class InPlaceKeepsTheGuestTest(base.GPUExtTestBase):
         self.assertEqual([(operations.NEW_CLAIM, 'unshelve')], seen)
 
 
-class RenderNodeKeptInPlaceTest(base.GPUExtTestBase):
+class RenderNodeKeptInPlaceTest(SampleHostTestBase):
     """A render-node guest restarted in place keeps its render node, even
     when it now shares it with more guests than the (lowered) limit."""
 
-    sysfs_sample = None
-
     def setUp(self):
         super().setUp()
-        samplehost.configure(self)
-        self.hosts = samplehost.start_hosts(self, cpu_host=False)
-        self._run_periodics()
-        self.driver = self.computes[self.hosts['gpu']].driver
         flavor = self._create_flavor(
             memory_mb=1024, vcpu=1, disk=1, ephemeral=0, extra_spec={
                 'gpu:render_node': 'numa-local',
