@@ -160,3 +160,150 @@ class SRIOVvGPUTest(MdevLayoutTestBase):
         self.assertIn(REFUSED, log)
         self.assertIn('%s refused: %s' % (PF0, TIME_BOUND), log)
         self.assertNotIn(server['id'], self.defined_xml)
+
+
+class MIGvGPUTest(MdevLayoutTestBase):
+    """MIG-backed vGPU: every VF's type is one MIG GPU instance, run in
+    parallel with the others. The time-slice bound does not apply; the
+    bound per physical GPU is its instances (7 here), the same count
+    placement has, so pack fills all 7 before the second GPU."""
+
+    layout = gpu_layouts.MIG_VGPU
+    mdev_type = 'nvidia-699'
+
+    def test_pack_fills_the_first_physical_gpu_first(self):
+        flavor = self._flavor(**{'gpu:placement': 'pack'})
+        self.assertEqual([PF0] * 3, [self.gpu_of(self._boot(flavor))
+                                     for _ in range(3)])
+
+    def test_spread_alternates_physical_gpus(self):
+        flavor = self._flavor(**{'gpu:placement': 'spread'})
+        self.assertEqual([PF0, PF1, PF0, PF1],
+                         [self.gpu_of(self._boot(flavor)) for _ in range(4)])
+
+    def test_the_bound_is_the_instances_not_the_time_slices(self):
+        # Slices that would stop a time-sliced GPU at 3 tenants.
+        self._long_slices(self.mdev_type)
+        flavor = self._flavor(**{'gpu:placement': 'pack'})
+        used = [self.gpu_of(self._boot(flavor)) for _ in range(8)]
+        self.assertEqual([PF0] * 7 + [PF1], used)
+        self.assertNotIn('between turns', self.stdlog.logger.output)
+
+
+class GVTgTest(MdevLayoutTestBase):
+    """Intel GVT-g: mdev types on the integrated GPU's PF (0000:00:02.0),
+    time-sliced by i915. A host has one such GPU, so pack/spread over
+    physical GPUs has nothing to order here (across hosts it is
+    GPUSharingWeigher, SharingAcrossHostsTest); the bound applies."""
+
+    layout = gpu_layouts.GVT_G
+    mdev_type = 'i915-GVTg_V5_8'
+    IGPU = '0000:00:02.0'
+
+    def test_tenant_past_the_time_bound_is_refused_at_the_scheduler(self):
+        self._long_slices(self.mdev_type)
+        flavor = self._flavor(**{'gpu:placement': 'pack'})
+        for _ in range(3):
+            self.assertEqual(self.IGPU, self.gpu_of(self._boot(flavor)))
+        # Placement still has a fourth i915-GVTg_V5_8 instance.
+        rp = self._get_provider_uuid_by_name('%s_pci_0000_00_02_0' %
+                                             self.hostname)
+        self.assertEqual(4, self._get_provider_inventory(rp)['VGPU']['total'])
+        server = self._boot(flavor, state='ERROR')
+        self.assertIn('No valid host', server['fault']['message'])
+        log = self.stdlog.logger.output
+        self.assertIn(REFUSED, log)
+        self.assertIn('%s refused: %s' % (self.IGPU, TIME_BOUND), log)
+
+
+class PCILayoutTestBase(LayoutTestBase):
+    """Layouts whose tenants get VFs passed through as PCI devices, in
+    placement on their PF's provider (``<host>_0000:3B:00.0``)."""
+
+    ADDITIONAL_FILTERS = LayoutTestBase.ADDITIONAL_FILTERS + [
+        'PciPassthroughFilter']
+    ALIAS = 'gpu-vf'
+    #: extra ``[pci] device_spec`` keys
+    spec_extra = {}
+
+    def configure(self):
+        from oslo_serialization import jsonutils
+        gpu = self.layout.gpus[0]
+        spec = {'vendor_id': '%04x' % gpu.vendor,
+                'product_id': '%04x' % (gpu.vf_device or gpu.device)}
+        self.flags(device_spec=[jsonutils.dumps(dict(spec,
+                                                     **self.spec_extra))],
+                   alias=[jsonutils.dumps(dict(
+                       spec, name=self.ALIAS, device_type='type-VF'))],
+                   report_in_placement=True, group='pci')
+        self.flags(pci_in_placement=True, group='filter_scheduler')
+
+    @property
+    def type_name(self):
+        gpu = self.layout.gpus[0]
+        return '%04x:%04x' % (gpu.vendor, gpu.device)
+
+    def _flavor(self, **specs):
+        extra = {'pci_passthrough:alias': '%s:1' % self.ALIAS}
+        extra.update(specs)
+        return self._create_flavor(memory_mb=1024, vcpu=1, disk=1,
+                                   ephemeral=0, extra_spec=extra)
+
+    def hostdev(self, server):
+        from lxml import etree
+        root = etree.fromstring(self.domain_xml(server).encode())
+        return root.find("./devices/hostdev[@type='pci']")
+
+    def gpu_of(self, server):
+        source = self.hostdev(server).find('./source/address')
+        vf = '%04x:%02x:%02x.%x' % tuple(
+            int(source.get(k), 16)
+            for k in ('domain', 'bus', 'slot', 'function'))
+        return self.physical_gpu(vf)
+
+    def test_pack_fills_the_first_physical_gpu_first(self):
+        flavor = self._flavor(**{'gpu:placement': 'pack'})
+        self.assertEqual([PF0] * 3, [self.gpu_of(self._boot(flavor))
+                                     for _ in range(3)])
+
+    def test_spread_alternates_physical_gpus(self):
+        flavor = self._flavor(**{'gpu:placement': 'spread'})
+        self.assertEqual([PF0, PF1, PF0, PF1],
+                         [self.gpu_of(self._boot(flavor)) for _ in range(4)])
+
+    def test_tenant_past_the_time_bound_is_refused_at_the_scheduler(self):
+        self._long_slices(self.type_name)
+        flavor = self._flavor(**{'gpu:placement': 'pack'})
+        # 4 VFs per PF, 3 tenants fit the bound: the 4th VF of PF0 is
+        # free in placement but refused.
+        used = [self.gpu_of(self._boot(flavor)) for _ in range(6)]
+        self.assertEqual([PF0] * 3 + [PF1] * 3, used)
+        server = self._boot(flavor, state='ERROR')
+        self.assertIn('No valid host', server['fault']['message'])
+        log = self.stdlog.logger.output
+        self.assertIn(REFUSED, log)
+        self.assertIn('%s refused: %s' % (PF0, TIME_BOUND), log)
+
+
+class VFIOVariantTest(PCILayoutTestBase):
+    """NVIDIA vGPU on the VFIO variant driver: Nova does not bind the VFs
+    (``"managed": "no"``, Nova 31+); the vGPU type was chosen per VF in
+    sysfs (``nvidia/current_vgpu_type``)."""
+
+    layout = gpu_layouts.VFIO_VARIANT
+    # The VFs have their PF's device id; Nova refuses a spec matching a PF
+    # and its VFs, so the spec names the VFs' functions (.4 to .7).
+    spec_extra = {'managed': 'no', 'address': {
+        'domain': '0000', 'bus': '(3b|af)', 'slot': '00',
+        'function': '[4-7]'}}
+
+    def test_hostdev_is_not_managed(self):
+        server = self._boot(self._flavor())
+        self.assertEqual('no', self.hostdev(server).get('managed'))
+
+
+class AMDMxGPUTest(PCILayoutTestBase):
+    """AMD MxGPU: the gim driver on the PF, VFs on vfio-pci, passed
+    through as PCI devices (Nova binds them: managed)."""
+
+    layout = gpu_layouts.AMD_MXGPU
