@@ -147,6 +147,8 @@ class LayoutHost:
         self.functions = {f.address: f for f in layout.functions()}
         self.sysfs = None
         self._pci_info = None
+        #: {parent address: {type name: mdevs created}}
+        self.created = {}
 
     def pci_info(self):
         """fakelibvirt's ``HostPCIDevicesInfo`` with this layout's devices
@@ -156,7 +158,7 @@ class LayoutHost:
             info = fakelibvirt.HostPCIDevicesInfo(
                 num_pci=0, num_pfs=0, num_vfs=0)
             for fn in self.functions.values():
-                info.devices[fn.libvirt_name] = device_class()(fn)
+                info.devices[fn.libvirt_name] = device_class()(fn, self)
             self._pci_info = info
         return self._pci_info
 
@@ -190,19 +192,28 @@ class LayoutHost:
         self.sysfs = fs
         return fs
 
+    def available(self, function, mtype):
+        """``available_instances`` of a type on a parent, as the kernel
+        (and libvirt's ``availableInstances``) report it."""
+        created = self.created.get(function.address, {})
+        if function.physfn and created:
+            return 0        # one vGPU per VF
+        return max(0, mtype.instances - created.get(mtype.name, 0))
+
     def mdev_created(self, parent_name, type_name, uuid):
-        """Nova created an mdev on ``parent_name`` (a libvirt name): the
-        parent's instances drop in both views."""
-        device = self._pci_info.devices[parent_name]
-        device.created[type_name] = device.created.get(type_name, 0) + 1
-        device.generate_xml()
-        if self.sysfs is None:
-            return
-        fn = device.layout_function
-        self.sysfs.add_mdev(fn.address, type_name, uuid=uuid)
-        for mtype in fn.mdev_types:
-            self.sysfs.set_available(fn.address, mtype.name,
-                                     device.available(mtype))
+        """Nova created an mdev on ``parent_name`` (a libvirt name, or a
+        PCI address): the parent's instances drop in both views."""
+        fn = next(f for f in self.functions.values()
+                  if parent_name in (f.libvirt_name, f.address))
+        mine = self.created.setdefault(fn.address, {})
+        mine[type_name] = mine.get(type_name, 0) + 1
+        if self._pci_info is not None:
+            self._pci_info.devices[fn.libvirt_name].generate_xml()
+        if self.sysfs is not None:
+            self.sysfs.add_mdev(fn.address, type_name, uuid=uuid)
+            for mtype in fn.mdev_types:
+                self.sysfs.set_available(fn.address, mtype.name,
+                                         self.available(fn, mtype))
 
 
 def _vf_group(gpu, index):
@@ -237,9 +248,9 @@ def device_class():
                       "<availableInstances>%(available)d"
                       "</availableInstances></type>")
 
-        def __init__(self, function):
+        def __init__(self, function, host):
             self.layout_function = function
-            self.created = {}
+            self.layout_host = host
             bus, slot, fn = function.bdf
             kind = ('VF' if function.physfn else
                     'PF' if function.vfs else
@@ -252,11 +263,6 @@ def device_class():
                 vend_name=_VENDOR_NAMES.get(function.vendor, 'Vendor'),
                 prod_id='%04x' % function.device,
                 prod_name=function.product, driver_name=function.driver)
-
-        def available(self, mtype):
-            if self.layout_function.physfn and self.created:
-                return 0        # one vGPU per VF
-            return max(0, mtype.instances - self.created.get(mtype.name, 0))
 
         def _addr(self, address):
             domain, bus, slotfn = address.split(':')
@@ -279,7 +285,7 @@ def device_class():
                 caps.append("<capability type='mdev_types'>%s</capability>"
                             % ''.join(self.type_templ % {
                                 'id': t.name, 'label': t.label,
-                                'available': self.available(t)}
+                                'available': self.layout_host.available(f, t)}
                                 for t in f.mdev_types))
             self.is_capable_of_mdevs = bool(f.mdev_types)
             self.pci_device = self.pci_device_template % {
