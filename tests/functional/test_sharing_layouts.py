@@ -161,6 +161,23 @@ class SRIOVvGPUTest(MdevLayoutTestBase):
         self.assertIn('%s refused: %s' % (PF0, TIME_BOUND), log)
         self.assertNotIn(server['id'], self.defined_xml)
 
+    def test_a_residents_min_share_holds_after_a_compute_restart(self):
+        self._allocate(self.parents_of(PF1), 'VGPU')    # PF1 is full
+        greedy = self._flavor(**{'gpu:min_share_percent': '40',
+                                 'gpu:placement': 'pack'})
+        plain = self._flavor(**{'gpu:placement': 'pack'})
+        self.assertEqual(PF0, self.gpu_of(self._boot(greedy)))
+        self.assertEqual(PF0, self.gpu_of(self._boot(plain)))
+        # Recovered from the flavors, on the PF of the resident's VF.
+        self.compute = self.restart_compute_service(self.hostname)
+        self.assertEqual(
+            0.4, self.compute.driver.sharing_claims.resident_min_share(PF0))
+        self._run_periodics()
+        server = self._boot(plain, state='ERROR')
+        self.assertIn('No valid host', server['fault']['message'])
+        self.assertIn('A tenant already on this GPU needs at least 40.0%',
+                      self.stdlog.logger.output)
+
 
 class MIGvGPUTest(MdevLayoutTestBase):
     """MIG-backed vGPU: every VF's type is one MIG GPU instance, run in
