@@ -85,6 +85,21 @@ class LayoutTestBase(base.GPUExtTestBase):
         self.assertEqual(204, response.status, response.body)
 
 
+class PackSpreadChecks:
+    """Pack fills the first physical GPU first, spread alternates (a
+    mixin: test bases alone have no layout to run)."""
+
+    def test_pack_fills_the_first_physical_gpu_first(self):
+        flavor = self._flavor(**{'gpu:placement': 'pack'})
+        self.assertEqual([PF0] * 3, [self.gpu_of(self._boot(flavor))
+                                     for _ in range(3)])
+
+    def test_spread_alternates_physical_gpus(self):
+        flavor = self._flavor(**{'gpu:placement': 'spread'})
+        self.assertEqual([PF0, PF1, PF0, PF1],
+                         [self.gpu_of(self._boot(flavor)) for _ in range(4)])
+
+
 class MdevLayoutTestBase(LayoutTestBase):
     """Layouts whose tenants get mdevs (``resources:VGPU``)."""
 
@@ -110,7 +125,7 @@ class MdevLayoutTestBase(LayoutTestBase):
                            .libvirt_name) for a in (fn.vfs or (pf,))]
 
 
-class SRIOVvGPUTest(MdevLayoutTestBase):
+class SRIOVvGPUTest(PackSpreadChecks, MdevLayoutTestBase):
     """SR-IOV vGPU: mdev types on the VFs, one vGPU per VF; Nova makes a
     provider per VF, pack/spread and the bound are per physical GPU."""
 
@@ -143,11 +158,6 @@ class SRIOVvGPUTest(MdevLayoutTestBase):
             t.available_instances for v in topology.gpu(PF0).vfs
             for t in topology.gpu(v).mdev_types))
 
-    def test_spread_alternates_physical_gpus(self):
-        flavor = self._flavor(**{'gpu:placement': 'spread'})
-        used = [self.gpu_of(self._boot(flavor)) for _ in range(4)]
-        self.assertEqual([PF0, PF1, PF0, PF1], used)
-
     def test_tenant_past_the_time_bound_is_refused_at_the_scheduler(self):
         self._long_slices(self.mdev_type)
         self._allocate(self.parents_of(PF1), 'VGPU')    # PF1 is full
@@ -179,7 +189,7 @@ class SRIOVvGPUTest(MdevLayoutTestBase):
                       self.stdlog.logger.output)
 
 
-class MIGvGPUTest(MdevLayoutTestBase):
+class MIGvGPUTest(PackSpreadChecks, MdevLayoutTestBase):
     """MIG-backed vGPU: every VF's type is one MIG GPU instance, run in
     parallel with the others. The time-slice bound does not apply; the
     bound per physical GPU is its instances (7 here), the same count
@@ -187,16 +197,6 @@ class MIGvGPUTest(MdevLayoutTestBase):
 
     layout = gpu_layouts.MIG_VGPU
     mdev_type = 'nvidia-699'
-
-    def test_pack_fills_the_first_physical_gpu_first(self):
-        flavor = self._flavor(**{'gpu:placement': 'pack'})
-        self.assertEqual([PF0] * 3, [self.gpu_of(self._boot(flavor))
-                                     for _ in range(3)])
-
-    def test_spread_alternates_physical_gpus(self):
-        flavor = self._flavor(**{'gpu:placement': 'spread'})
-        self.assertEqual([PF0, PF1, PF0, PF1],
-                         [self.gpu_of(self._boot(flavor)) for _ in range(4)])
 
     def test_the_bound_is_the_instances_not_the_time_slices(self):
         # Slices that would stop a time-sliced GPU at 3 tenants.
@@ -279,19 +279,8 @@ class PCILayoutTestBase(LayoutTestBase):
         return self.physical_gpu(vf)
 
 
-class PCILayoutChecks:
-    """The three checks of a PCI layout (a mixin: the base class alone
-    has no layout to run)."""
-
-    def test_pack_fills_the_first_physical_gpu_first(self):
-        flavor = self._flavor(**{'gpu:placement': 'pack'})
-        self.assertEqual([PF0] * 3, [self.gpu_of(self._boot(flavor))
-                                     for _ in range(3)])
-
-    def test_spread_alternates_physical_gpus(self):
-        flavor = self._flavor(**{'gpu:placement': 'spread'})
-        self.assertEqual([PF0, PF1, PF0, PF1],
-                         [self.gpu_of(self._boot(flavor)) for _ in range(4)])
+class PCILayoutChecks(PackSpreadChecks):
+    """The three checks of a PCI layout."""
 
     def test_tenant_past_the_time_bound_is_refused_at_the_scheduler(self):
         self._long_slices(self.type_name)
