@@ -27,7 +27,11 @@ of one VGPU each. Our policies see a physical GPU through the summary
 entry the compute publishes (``host_facts.gpu_facts``, the VFs' types and
 mdevs summed on the PF), so the bound and pack/spread are per physical GPU
 and the two layouts must give the same figures; upstream takes the first
-VF provider with room, i.e. fills GPUs in address order on both.
+VF provider with room, i.e. fills GPUs in address order on both. Both
+kinds' entries are not written by hand: they are what
+``host_facts.gpu_entry`` reads from the functional tests' layouts
+(``nova_gpu_ext.sim.gpu_layouts``) written as a fake sysfs tree with one
+mdev per tenant (:func:`sim_entries`). The two are printed side by side.
 
 The workload: Poisson arrivals (rate 1 per time unit), exponential
 lifetimes (mean ``--lifetime``), so about ``lifetime`` guests are present
@@ -159,21 +163,66 @@ class GPU:
         return decide.load_of(facts)
 
     def entry(self) -> dict:
-        free = self.capacity - self.count
         if self.kind == 'vf':
             return {'addr': self.address, 'kind': 'pf', 'node':
                     self.numa_node, 'vendor': '1002', 'device': '6929',
                     'vfs': self.capacity}
-        entry = {'addr': self.address, 'node': self.numa_node,
-                 'mdev_types': {'nvidia-593': free},
-                 'mdevs_by_type': {'nvidia-593': self.count}}
-        if self.kind == 'sriov-vgpu':
-            # host_facts.add_vf_providers: one instance per VF, summed.
-            entry.update(kind='pf', vfs=self.capacity,
-                         vf_rps=['vf-%d' % i for i in range(self.capacity)])
-        else:
-            entry['kind'] = 'whole'
+        # What the compute publishes for such a GPU with this many tenants
+        # (discovered from the sim layout's sysfs, see sim_entries).
+        entry = dict(sim_entries(self.kind, self.capacity)[self.count])
+        entry.update(addr=self.address, node=self.numa_node)
         return entry
+
+
+_SIM_ENTRIES: dict = {}
+
+
+def sim_entries(kind: str, capacity: int) -> list[dict]:
+    """Summary entries of one physical GPU holding 0..``capacity``
+    tenants, as ``host_facts.gpu_entry`` builds them on a compute from the
+    host's sysfs: the functional tests' layouts (``sim/gpu_layouts``),
+    written as a fake sysfs tree, one mdev created per tenant, discovered.
+
+    ``sriov-vgpu``: an A40 PF with ``capacity`` VFs (NVIDIA's ``.4``
+    offset), each VF one instance of ``nvidia-566``; ``mdev``: a Tesla T4
+    PF offering ``capacity`` instances of ``nvidia-222`` itself (the
+    fleet's synthetic capacity, not a T4 figure).
+    """
+    key = (kind, capacity)
+    if key in _SIM_ENTRIES:
+        return _SIM_ENTRIES[key]
+    import shutil
+    import tempfile
+    from nova_gpu_ext.sim import gpu_layouts
+    base = gpu_layouts.SRIOV_VGPU.gpus[0]
+    if kind == 'sriov-vgpu':
+        gpu = dataclasses.replace(base, vfs=capacity)
+        parents = gpu.vf_addresses()
+        type_name = gpu.vf_mdev_types[0].name
+    else:
+        type_name = 'nvidia-222'
+        gpu = dataclasses.replace(
+            base, device=0x1eb8, product='TU104GL [Tesla T4]', vfs=0,
+            vf_mdev_types=(), mdev_types=(gpu_layouts.MdevType(
+                type_name, 'GRID T4-1Q', capacity),))
+        parents = [gpu.address] * capacity
+    layout = gpu_layouts.Layout('bench-' + kind, '', gpus=(gpu,), nodes=1)
+    host = layout.host()
+    root = tempfile.mkdtemp(prefix='bench-sharing-')
+    entries = []
+    try:
+        host.write_sysfs(root)
+        for count in range(capacity + 1):
+            if count:
+                host.mdev_created(parents[count - 1], type_name,
+                                  'f%07d-0000-4000-8000-000000000000' % count)
+            topology = host_facts.discover(root)
+            entries.append(host_facts.gpu_entry(
+                topology, topology.gpu(gpu.address)))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    _SIM_ENTRIES[key] = entries
+    return entries
 
 
 @dataclasses.dataclass(frozen=True)
@@ -415,6 +464,21 @@ def table(results: dict[str, Stats]) -> str:
     return '\n'.join(lines)
 
 
+def side_by_side(left: str, right: str, by_layout: dict) -> str:
+    """Two layouts' figures next to each other, per policy."""
+    width = max(len(t) for t, _, _ in COLUMNS) + 2
+    lines = ['%-*s' % (width, '') + ''.join(
+        '%28s' % ('%s  ' % p) for p in POLICIES),
+        '%-*s' % (width, 'metric') + ''.join(
+            '%14s%14s' % (left, right) for _ in POLICIES)]
+    for title, value, fmt in COLUMNS:
+        lines.append('%-*s' % (width, title) + ''.join(
+            '%14s%14s' % (fmt % value(by_layout[left][p]),
+                          fmt % value(by_layout[right][p]))
+            for p in POLICIES))
+    return '\n'.join(lines)
+
+
 def run(args: argparse.Namespace, lifetime: float,
         layout: str = 'mixed') -> tuple[bool, dict]:
     start = time.perf_counter()
@@ -483,6 +547,11 @@ def main(argv=None) -> int:
             passed, by_layout[layout] = run(args, float(value), layout)
             ok.append(passed)
         if 'mdev' in by_layout and 'sriov-vgpu' in by_layout:
+            print('== mdev (mdevs of the PF) and sriov-vgpu (one vGPU per '
+                  'VF), side by side (lifetime %s)' % value)
+            print()
+            print(side_by_side('mdev', 'sriov-vgpu', by_layout))
+            print()
             same = all(dataclasses.astuple(by_layout['mdev'][p]) ==
                        dataclasses.astuple(by_layout['sriov-vgpu'][p])
                        for p in POLICIES)

@@ -250,12 +250,15 @@ class FakeSysfs:
         return dev_dir
 
     def add_vfs(self, pf_address, count, totalvfs=None, driver='vfio-pci',
-                first_iommu_group=None, vf_device=None):
-        """Enable ``count`` VFs on a PF (function numbers after the PF)."""
+                first_iommu_group=None, vf_device=None, offset=1):
+        """Enable ``count`` VFs on a PF; the first is ``offset`` functions
+        after the PF (the PF's ``sriov_offset``: 1 on most devices, 4 on
+        NVIDIA Ampere GPUs, whose first VF is ``<bus>:00.4``)."""
         pf_dir = self._device_dirs[pf_address]
         _write(os.path.join(pf_dir, 'sriov_totalvfs'),
                '%d\n' % (totalvfs if totalvfs is not None else count))
         _write(os.path.join(pf_dir, 'sriov_numvfs'), '%d\n' % count)
+        _write(os.path.join(pf_dir, 'sriov_offset'), '%d\n' % offset)
         vendor = int(open(os.path.join(pf_dir, 'vendor')).read(), 16)
         device = vf_device or int(open(os.path.join(pf_dir, 'device')).read(),
                                   16)
@@ -265,8 +268,8 @@ class FakeSysfs:
         slot = int(slotfn.split('.')[0], 16)
         addresses = []
         for i in range(count):
-            # VFs follow the PF: function 1.. then the next slots.
-            n = slot * 8 + 1 + i
+            # VFs follow the PF: function ``offset``.. then the next slots.
+            n = slot * 8 + offset + i
             vf = '%s:%s:%02x.%d' % (domain, bus, n // 8, n % 8)
             parent = os.path.basename(os.path.dirname(pf_dir))
             vf_dir = self.add_pci(
@@ -293,6 +296,12 @@ class FakeSysfs:
         _write(os.path.join(type_dir, 'description'), description + '\n')
         os.makedirs(os.path.join(type_dir, 'devices'), exist_ok=True)
         return type_dir
+
+    def set_available(self, parent, type_name, available):
+        """A type's ``available_instances``, as the kernel updates it."""
+        _write(os.path.join(self._device_dirs[parent], 'mdev_supported_types',
+                            type_name, 'available_instances'),
+               '%d\n' % available)
 
     def add_mdev(self, parent, type_name, uuid=None):
         uuid = uuid or str(uuid_lib.uuid4())

@@ -15,7 +15,8 @@ tests/unit/test_nova_signatures.py, which also checks this list):
 * ``init_host``: discovers the host, recovers render-node use from the
   defined domains.
 * ``process_instances_at_startup`` (Nova 34): forgets render nodes of
-  guests that are not on this host any more, before guests are resumed.
+  guests that are not on this host any more, before guests are resumed,
+  and recovers the residents' minimum GPU shares (``sharing_claim``).
 * ``get_available_resource``: adds a compact host summary to the compute
   node ``stats`` (``gpu_ext``), which the scheduler reads as
   ``HostState.stats``.
@@ -124,6 +125,8 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         away, deleted), so resumed guests keep theirs within the limit."""
         instances = super().process_instances_at_startup(context, instances)
         startup.keep_instances(self, instances)
+        # Residents' gpu:min_share_percent (issue 11).
+        self.sharing_claims.recover(self, instances)
         return instances
 
     def _recover_render_nodes(self):

@@ -107,6 +107,48 @@ class SharingClaims:
             self._min_shares[instance.uuid] = request.min_share
         return lines
 
+    def recover(self, driver, instances):
+        """After a restart, know the residents' min shares again.
+
+        ``instances``: the guests Nova loaded for this host at startup,
+        with their flavors (``process_instances_at_startup``). Each guest
+        whose flavor asks ``gpu:min_share_percent`` and whose domain holds
+        shared devices gets its claim back, on the physical GPUs its domain
+        uses, so a new tenant that would break its share is refused (at the
+        scheduler once the summary is published, and here). Devices are
+        counted once: a claim never adds to what its defined domain has.
+        """
+        from nova_gpu_ext import specs
+        shares = {}
+        for instance in instances:
+            try:
+                if instance.deleted or not instance.flavor:
+                    continue
+                request = specs.parse(instance.flavor.extra_specs,
+                                      on_error=lambda exc: None)
+            except Exception:
+                LOG.debug('Cannot read the flavor of %s', instance.uuid,
+                          exc_info=True)
+                continue
+            if request.min_share is not None:
+                shares[instance.uuid] = request.min_share
+        if not shares:
+            return 0
+        defined = _defined_devices(driver, driver.gpu_topology)
+        recovered = set()
+        with self._lock:
+            for address, guests in defined.items():
+                for uuid, n in guests.items():
+                    if uuid in shares and uuid not in self._min_shares:
+                        self._claims.setdefault(uuid, {})[address] = n
+                        recovered.add(uuid)
+            for uuid in recovered:
+                self._min_shares[uuid] = shares[uuid]
+        if recovered:
+            LOG.info('nova-gpu-ext: recovered the minimum GPU share of %d '
+                     'resident guest(s) from their flavors', len(recovered))
+        return len(recovered)
+
     def in_use(self, driver, topology):
         """Devices in use per physical GPU, builds in flight included."""
         with self._lock:

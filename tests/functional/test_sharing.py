@@ -106,19 +106,34 @@ class SharingTest(base.GPUExtTestBase):
         self.assertIn('GPUPlacementFilter: host gpu-host-1 refused',
                       self.stdlog.logger.output)
 
-    def test_a_residents_min_share_holds_when_a_tenant_arrives(self):
+    def _resident_needing_40_percent(self, restart=False):
+        """GPU 0 holds a tenant asking 40 % and a plain one; a third
+        would leave the first a third of the GPU: refused with the
+        reason (after a compute restart too)."""
         self._fill(GPU1)
         greedy = self._flavor(**{'gpu:min_share_percent': '40',
                                  'gpu:placement': 'pack'})
         plain = self._flavor(**{'gpu:placement': 'pack'})
         self.assertEqual(GPU0, self.gpu_of(self._boot(greedy)))
         self.assertEqual(GPU0, self.gpu_of(self._boot(plain)))
+        if restart:
+            # Nothing admitted since the restart: the resident's min
+            # share is recovered from the instances on the host and
+            # their flavors.
+            self.compute = self.restart_compute_service(self.hosts['gpu'])
+            self.assertEqual(0.4, self.compute.driver.sharing_claims
+                             .resident_min_share(GPU0))
         self._run_periodics()       # the compute publishes the min share
-        # A third tenant would leave the resident a third of the GPU.
         server = self._boot(plain, state='ERROR')
         self.assertIn('No valid host', server['fault']['message'])
         self.assertIn('A tenant already on this GPU needs at least 40.0%',
                       self.stdlog.logger.output)
+
+    def test_a_residents_min_share_holds_when_a_tenant_arrives(self):
+        self._resident_needing_40_percent()
+
+    def test_a_residents_min_share_holds_after_a_compute_restart(self):
+        self._resident_needing_40_percent(restart=True)
 
     def test_restart_recovers_tenants_from_libvirt_and_placement(self):
         self._long_slices()         # three tenants per GPU at most
@@ -224,6 +239,7 @@ class SharingAcrossHostsTest(SharingTest):
     test_created_mdevs_freed_by_deleted_guests_are_free = None
     test_a_residents_min_share_holds_when_a_tenant_arrives = None
     test_restart_recovers_tenants_from_libvirt_and_placement = None
+    test_a_residents_min_share_holds_after_a_compute_restart = None
 
 
 class ConcurrentAdmissionTest(SharingTest):

@@ -28,6 +28,7 @@ from nova_gpu_ext.placement import affinity
 from nova_gpu_ext.placement import decide
 from nova_gpu_ext import specs
 from nova_gpu_ext.scheduler import filters
+from nova_gpu_ext.sim import gpu_layouts
 from nova_gpu_ext.topology import fake_sysfs
 from nova_gpu_ext.virt import driver as gpu_driver
 from nova_gpu_ext.virt import gpu_affinity
@@ -97,8 +98,47 @@ def sriov_vgpu_host(root, tenants=0, vfs=4):
     return fs
 
 
+def layout_host(layout):
+    """A host of :mod:`nova_gpu_ext.sim.gpu_layouts` (the functional
+    tests' layouts), its first physical GPU holding ``tenants`` guests: an
+    mdev each on its first parents (the VFs, or the PF itself), or VFs in
+    guests' domains (PCI layouts, see :class:`FakeDriver`)."""
+    pf = layout.gpus[0]
+
+    def build(root, tenants=0):
+        host = layout.host()
+        host.write_sysfs(root)
+        parents = ([pf.address] * tenants if pf.mdev_types
+                   else pf.vf_addresses()[:tenants] if pf.vf_mdev_types
+                   else [])
+        types_ = pf.mdev_types or pf.vf_mdev_types
+        for i, parent in enumerate(parents):
+            host.mdev_created(parent, types_[0].name,
+                              'e%07d-0000-4000-8000-000000000000' % i)
+        # The other physical GPUs are full (see _other_gpus_full).
+        n = len(parents)
+        for other in layout.gpus[1:]:
+            for parent in other.vf_addresses() if other.vf_mdev_types \
+                    else ():
+                host.mdev_created(parent, other.vf_mdev_types[0].name,
+                                  'e%07d-0000-4000-8000-000000000000' % n)
+                n += 1
+        return host.sysfs
+
+    build.__name__ = 'layout %s' % layout.name
+    build.gpus = layout.gpus
+    build.pci = not (pf.mdev_types or pf.vf_mdev_types)
+    PHYSICAL[build] = pf.address
+    return build
+
+
 PHYSICAL = {mdev_host: '0000:3b:00.0', mxgpu_host: '0000:af:00.0',
             sriov_vgpu_host: '0000:ca:00.0'}
+SIM_SRIOV = layout_host(gpu_layouts.SRIOV_VGPU)
+SIM_MIG = layout_host(gpu_layouts.MIG_VGPU)
+SIM_GVTG = layout_host(gpu_layouts.GVT_G)
+SIM_VARIANT = layout_host(gpu_layouts.VFIO_VARIANT)
+SIM_MXGPU = layout_host(gpu_layouts.AMD_MXGPU)
 
 
 @dataclasses.dataclass
@@ -114,7 +154,8 @@ class Case:
 
     @property
     def kind(self):
-        return 'vf' if self.layout is mxgpu_host else 'vgpu'
+        return 'vf' if self.layout is mxgpu_host or getattr(
+            self.layout, 'pci', False) else 'vgpu'
 
 
 SLOW = {'gpu_ext': {'timeout_margin': 0.75}}
@@ -149,6 +190,38 @@ CASES = [
     Case('SR-IOV vGPU: a VF left', sriov_vgpu_host, 3, True),
     Case('SR-IOV vGPU: every VF in use', sriov_vgpu_host, 4, False,
          reason='all 4 instance(s) of the type are in use'),
+    # The layouts of the functional tests (sim/gpu_layouts).
+    Case('sim SR-IOV vGPU: a VF left', SIM_SRIOV, 7, True),
+    Case('sim SR-IOV vGPU: every VF in use', SIM_SRIOV, 8, False,
+         reason='all 8 instance(s) of the type are in use'),
+    Case('sim SR-IOV vGPU: bound per physical GPU', SIM_SRIOV, 3, False,
+         options=dict(SLOW, **{'gpu_sharing_nvidia-566': {
+             'slice_ms': 500, 'switch_ms': 0}}),
+         reason='4 tenants with 500 ms slices wait 2.0 s between turns, '
+                'over the 1.5 s limit'),
+    Case('sim MIG-backed vGPU: not time-sliced', SIM_MIG, 6, True,
+         options=dict(SLOW, **{'gpu_sharing_nvidia-699': {
+             'slice_ms': 500, 'switch_ms': 0}})),
+    Case('sim MIG-backed vGPU: every instance in use', SIM_MIG, 7, False,
+         reason='all 7 instance(s) of the type are in use'),
+    Case('sim GVT-g: room left', SIM_GVTG, 1, True),
+    Case('sim GVT-g: every instance in use', SIM_GVTG, 2, False,
+         reason='all 2 instance(s) of the type are in use'),
+    Case('sim GVT-g: past the time bound', SIM_GVTG, 1, False,
+         options=dict(SLOW, **{'gpu_sharing_i915-GVTg_V5_4': {
+             'slice_ms': 1000, 'switch_ms': 0}}),
+         reason='2 tenants with 1000 ms slices wait 2.0 s between turns'),
+    Case('sim VFIO variant VF: room left', SIM_VARIANT, 3, True),
+    Case('sim VFIO variant VF: every VF in use', SIM_VARIANT, 4, False,
+         reason='all 4 instance(s) of the type are in use'),
+    Case('sim VFIO variant VF: bound read for the PF type', SIM_VARIANT, 3,
+         False, options=dict(SLOW, **{'gpu_sharing_10de:26b9': {
+             'slice_ms': 500, 'switch_ms': 0}}),
+         reason='over the 1.5 s limit'),
+    Case('sim MxGPU VF: bound read for the PF type', SIM_MXGPU, 3, False,
+         options=dict(SLOW, **{'gpu_sharing_1002:6929': {
+             'slice_ms': 500, 'switch_ms': 0}}),
+         reason='over the 1.5 s limit'),
 ]
 
 
@@ -176,7 +249,7 @@ def _residents(case, topology):
     """[(instance uuid, device)]: mdevs on the parent (the VFs for SR-IOV
     vGPU), or VFs of the PF, one per resident tenant."""
     pf = topology.gpu(PHYSICAL[case.layout])
-    if case.layout is mdev_host:
+    if pf.mdev_types:
         parents = [pf] * case.tenants
     else:
         parents = [topology.gpu(v) for v in pf.vfs][:case.tenants]
@@ -200,7 +273,7 @@ class FakeDriver:
 
     def _free_device(self):
         pf = self.gpu_topology.gpu(PHYSICAL[self.case.layout])
-        if self.case.layout is mdev_host:
+        if pf.mdev_types:
             return pf
         used = {str(p.address) for _u, p in self.residents}
         free = [v for v in pf.vfs if str(v) not in used]
@@ -295,9 +368,24 @@ def compute_admits(case, topology):
     return True, ''
 
 
+def _other_gpus_full(case, topology):
+    """``--tenants`` filling the layout's other physical GPUs (whose
+    mdevs all exist, :func:`layout_host`): the filter and the compute are
+    asked about the GPU under test only (its candidate, its device),
+    explain about the whole host."""
+    out = []
+    for gpu in getattr(case.layout, 'gpus', ())[1:]:
+        entry = host_facts.gpu_entry(topology, topology.gpu(gpu.address))
+        facts = host_facts.gpu_facts(
+            entry, 0, lambda t: sharing_conf.profile_for(CONF, t))
+        out.append('%s=%d' % (gpu.address, decide.capacity(facts)))
+    return out
+
+
 def explain_admits(case, topology):
     args = types.SimpleNamespace(
-        tenants=['%s=%d' % (PHYSICAL[case.layout], case.tenants)],
+        tenants=['%s=%d' % (PHYSICAL[case.layout], case.tenants)] +
+        _other_gpus_full(case, topology),
         vcpus=1, memory_mb=1024, used_cpus=[], used_memory_mb=[],
         mdev_type=None, pci_kind=case.kind if case.kind == 'vf' else 'whole')
     extra = _flavor_specs(case)
