@@ -26,9 +26,10 @@ tests/unit/test_nova_signatures.py, which also checks this list):
 * ``_get_guest_config``: upstream builds the guest config, then affinity,
   render node, sharing admission and the selected tweaks change it.
 * ``spawn``, ``rebuild``, ``finish_migration`` (new claims) and
-  ``_hard_reboot``, ``rescue`` (in place): say which operation runs, so
-  that admission refuses only new claims (:mod:`.operations`); the spawn
-  of an evacuation allocates mdevs from this host's providers only.
+  ``_hard_reboot``, ``rescue``, ``finish_revert_migration`` (in place):
+  say which operation runs, so that admission refuses only new claims
+  (:mod:`.operations`); the spawn of an evacuation allocates mdevs from
+  this host's providers only.
 * ``pre_live_migration``, ``_live_migration_operation``,
   ``post_live_migration_at_destination``, ``post_live_migration_at_source``,
   ``rollback_live_migration_at_destination``: the destination's NUMA node
@@ -224,6 +225,13 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         with operations.new_claim(instance, 'finish_migration'):
             return super().finish_migration(context, migration, instance,
                                             *args, **kwargs)
+
+    def finish_revert_migration(self, context, instance, *args, **kwargs):
+        # The source restarts the guest with what it had here (render node
+        # and shared-GPU claim are kept until confirm_migration).
+        with operations.in_place(instance, 'revert resize'):
+            return super().finish_revert_migration(context, instance, *args,
+                                                   **kwargs)
 
     def _hard_reboot(self, context, instance, *args, **kwargs):
         with operations.in_place(instance,

@@ -17,10 +17,13 @@ from nova import context as nova_context
 from nova import objects
 from nova.tests.functional.libvirt import base as base_libvirt
 
+import nova.conf
+from nova_gpu_ext.conf import sharing as sharing_conf
 from nova_gpu_ext.sim import samplehost
 from nova_gpu_ext.virt import live_migration
 from tests.functional import base
 
+CONF = nova.conf.CONF
 GPU0, GPU1 = '0000:81:00.0', '0000:81:01.0'
 T4_NODE0, T4_NODE1 = '0000:3b:00.0', '0000:d8:00.0'
 NODE0_CPUS, NODE1_CPUS = set(range(0, 6)), set(range(6, 12))
@@ -177,6 +180,25 @@ class ColdMoveTest(MoveTestBase):
         xml = self.domain_xml(server)
         self.assertEqual('1', numatune(xml))
         self.assertEqual(NODE1_CPUS, cpuset(xml))
+
+    def test_revert_resize_keeps_the_guest_on_the_source(self):
+        # Admitted under the 2 s limit (500 ms slices, alone on its GPU)...
+        sharing_conf.register_dynamic_opts(CONF, ['nvidia-11'])
+        self.flags(slice_ms=500, switch_ms=0, group='gpu_sharing_nvidia-11')
+        self.flags(timeout_margin=0.75, guest_timeout_ms=2000,
+                   group='gpu_ext')
+        server = self._migrate_server(self.vgpu_server())
+        self.assert_on_destination_node_1(server)
+        # ... the limit is lowered before the revert: the guest restarts on
+        # the source with what it had there, and the log says which
+        # operation kept it.
+        self.flags(guest_timeout_ms=200, group='gpu_ext')
+        server = self._revert_resize(server)
+        self.assertEqual('gpu-host-1', server['OS-EXT-SRV-ATTR:host'])
+        self.assertEqual([GPU0], list(self.mdev_parents(server).values()))
+        self.assertEqual('0', numatune(self.domain_xml(server)))
+        self.assertIn('revert resize: the guest keeps what it has although '
+                      'GPU 0000:81:00.0', self.stdlog.logger.output)
 
     def test_cold_migration_and_resize(self):
         server = self._migrate_server(self.vgpu_server())

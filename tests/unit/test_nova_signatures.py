@@ -55,6 +55,9 @@ OVERRIDDEN = {
         'context, migration, instance, disk_info, network_info, image_meta, '
         'resize_instance, allocations, block_device_info=None, '
         'power_on=True, share_info=None'),
+    'finish_revert_migration': (
+        'context, instance, network_info, migration, '
+        'block_device_info=None, power_on=True, share_info=None'),
     '_hard_reboot': (
         'context, instance, network_info, share_info, '
         'block_device_info=None, accel_info=None'),
@@ -93,9 +96,6 @@ CALLED = {
         'context, instance, network_info, disk_info, image_meta, '
         'rescue=None, block_device_info=None, mdevs=None, accel_info=None, '
         'share_info=None, old_guest=None'),
-    (Upstream, 'finish_revert_migration'): (
-        'context, instance, network_info, migration, '
-        'block_device_info=None, power_on=True, share_info=None'),
     (Upstream, 'power_on'): (
         'context, instance, network_info, block_device_info=None, '
         'accel_info=None, share_info=None'),
