@@ -140,7 +140,7 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         self.render_nodes.retain(
             {i.uuid for i in instances if not i.deleted})
         # Residents' gpu:min_share_percent (issue 11).
-        self.sharing_claims.recover(self, instances)
+        sharing_claim.recover_at_startup(self, instances)
         return instances
 
     def _recover_render_nodes(self):
