@@ -127,7 +127,7 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         instances = super().process_instances_at_startup(context, instances)
         startup.keep_instances(self, instances)
         # Residents' gpu:min_share_percent (issue 11).
-        self.sharing_claims.recover(self, instances)
+        sharing_claim.recover_at_startup(self, instances)
         return instances
 
     def _recover_render_nodes(self):

@@ -202,6 +202,22 @@ class SharingClaims:
                 for address, guests in per_guest.items()}
 
 
+def recover_at_startup(driver, instances):
+    """:meth:`SharingClaims.recover` for the driver's startup hook; a
+    failure is logged and never stops nova-compute from starting (the
+    residents' shares are then known only for guests admitted since)."""
+    claims = getattr(driver, 'sharing_claims', None)
+    if claims is None:
+        return 0
+    try:
+        return claims.recover(driver, instances)
+    except Exception:
+        LOG.exception('nova-gpu-ext: cannot recover the residents\' '
+                      'minimum GPU shares; new tenants are checked against '
+                      'the guests admitted from now on')
+        return 0
+
+
 def nova_vgpu_type(driver, topology, address):
     """The mdev type Nova allocates on a physical GPU (on its first VF
     that offers types, SR-IOV vGPU), from ``[devices]`` through

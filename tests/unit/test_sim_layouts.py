@@ -178,3 +178,16 @@ def test_layout_xml_is_libvirt_nodedev_xml():
     root = etree.fromstring(xml.encode())
     caps = [c.get('type') for c in root.findall('./capability/capability')]
     assert caps == ['phys_function', 'mdev_types']
+
+
+def test_recovery_failure_never_stops_the_compute_starting():
+    class Broken:
+        sharing_claims = sharing_claim.SharingClaims()
+
+        @property
+        def gpu_topology(self):
+            raise RuntimeError('sysfs went away')
+
+    instance = _instance('greedy', {'gpu:min_share_percent': '40'})
+    assert sharing_claim.recover_at_startup(Broken(), [instance]) == 0
+    assert sharing_claim.recover_at_startup(object(), [instance]) == 0
