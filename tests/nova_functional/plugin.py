@@ -98,8 +98,8 @@ def _fix_api_paste_config():
 def pytest_addoption(parser):
     group = parser.getgroup('nova-gpu-ext')
     group.addoption('--upstream-record', metavar='PATH',
-                    help="write each test's outcome to PATH (JSON); other "
-                    "modules' entries already in PATH are kept")
+                    help="write each test's outcome to PATH (JSON); the other "
+                    "tests' entries already in PATH are kept")
     group.addoption('--compare-upstream', metavar='PATH',
                     help='fail only when a test that passes in the record '
                     'PATH does not pass here')
