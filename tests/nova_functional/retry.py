@@ -35,7 +35,7 @@ def main(argv=None):
     print('nova-functional: running %d test(s) again, alone'
           % len(data['retry']))
     cmd = [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
-           '-p', 'tests.nova_functional.plugin',
+           '-p', 'tests.nova_functional.plugin', '--timeout=300',
            '--compare-upstream=' + upstream] + data['retry']
     return subprocess.call(cmd)
 
