@@ -19,6 +19,14 @@ sysfs access, and their fake hosts have no sysfs of ours): the GPUs they
 define are unknown to our topology, so no binding is added, and what is
 compared is that our driver is a drop-in replacement on Nova's flows.
 
+``--upstream-record=PATH`` writes every test's outcome to PATH (run it on
+upstream's driver: ``tox -e nova-functional-upstream``);
+``--compare-upstream=PATH`` checks this run against such a record (see
+:mod:`tests.nova_functional.record`): the run fails when a test that
+passes upstream does not pass here, and only then (a test that fails
+upstream too does not fail the run). Both work under pytest-xdist: the
+controller gathers the workers' reports.
+
 Also works around ``nova.test.TestCase._clear_attrs`` deleting the test
 method attribute that pytest deletes again afterwards (see
 ``tests/functional/README.md``).
@@ -30,6 +38,10 @@ from nova_gpu_ext.sim import concurrency ; concurrency.patch()  # noqa
 
 import os  # noqa: E402
 import tempfile  # noqa: E402
+
+import pytest  # noqa: E402
+
+from tests.nova_functional import record  # noqa: E402
 
 DRIVER_ENV = 'NOVA_GPU_EXT_DRIVER'
 
@@ -83,11 +95,100 @@ def _fix_api_paste_config():
     conf_fixture.ConfFixture.setUp = setUp
 
 
+def pytest_addoption(parser):
+    group = parser.getgroup('nova-gpu-ext')
+    group.addoption('--upstream-record', metavar='PATH',
+                    help="write each test's outcome to PATH (JSON); the other "
+                    "tests' entries already in PATH are kept")
+    group.addoption('--compare-upstream', metavar='PATH',
+                    help='fail only when a test that passes in the record '
+                    'PATH does not pass here')
+    group.addoption('--verdict-file', metavar='PATH',
+                    help="with --compare-upstream: write the comparison's "
+                    'verdict (and the tests to retry) to PATH for '
+                    'python -m tests.nova_functional.retry')
+
+
 def pytest_configure(config):
     _fix_clear_attrs()
     _fix_api_paste_config()
     if ours():
         _swap_driver()
+    if (config.getoption('upstream_record')
+            or config.getoption('compare_upstream')):
+        config.pluginmanager.register(_Outcomes(config), 'nova-gpu-ext-rec')
+
+
+def _nova_version():
+    from importlib import metadata
+    return metadata.version('nova')
+
+
+class _Outcomes:
+    """Gathers outcomes (in the xdist controller too) and records/compares."""
+
+    def __init__(self, config):
+        self.config = config
+        self.collected = set()
+        self.results = {}
+        self.nodeids = {}
+        self.lines = []
+        verdict = config.getoption('verdict_file')
+        if verdict and os.path.exists(verdict):
+            os.unlink(verdict)
+
+    def pytest_collection_finish(self, session):
+        self.collected.update(record.key_of(i.nodeid) for i in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        self.collected.update(record.key_of(i) for i in ids)
+
+    def pytest_runtest_logreport(self, report):
+        if hasattr(self.config, 'workerinput'):
+            return
+        key = record.key_of(report.nodeid)
+        self.nodeids[key] = report.nodeid
+        record.merge(self.results, key,
+                     record.phase_outcome(report.when, report.outcome))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session, exitstatus):
+        if hasattr(self.config, 'workerinput'):
+            return
+        if exitstatus not in (pytest.ExitCode.OK,
+                              pytest.ExitCode.TESTS_FAILED):
+            return
+        path = self.config.getoption('upstream_record')
+        if path:
+            old = record.load(path) if os.path.exists(path) else None
+            saved = record.save(path, record.make_record(
+                _nova_version(), self.results), merge_with=old)
+            self.lines.append('upstream record %s written: nova %s, %s'
+                              % (path, saved['nova'], saved['summary']))
+            session.exitstatus = pytest.ExitCode.OK
+        path = self.config.getoption('compare_upstream')
+        if path:
+            problems, notes = record.compare(
+                record.load(path), _nova_version(), self.collected,
+                self.results)
+            self.lines.extend(notes)
+            self.lines.extend('REGRESSION: ' + p for p in problems)
+            self.lines.append(
+                'compared with upstream (%s): %d tests, %d not as upstream'
+                % (path, len(self.collected), len(problems)))
+            session.exitstatus = (pytest.ExitCode.TESTS_FAILED if problems
+                                  else pytest.ExitCode.OK)
+            verdict = self.config.getoption('verdict_file')
+            if verdict:
+                record.save_verdict(verdict, record.verdict(
+                    problems, self.results, self.nodeids))
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.lines:
+            terminalreporter.section('nova-gpu-ext: upstream comparison')
+            for line in self.lines:
+                terminalreporter.write_line(line)
 
 
 def pytest_report_header(config):
