@@ -210,6 +210,11 @@ class RenderNodeTracker:
                          if u not in instance_uuids]:
                 del self._by_instance[uuid]
 
+    def of(self, instance_uuid):
+        """The render node recorded for a guest, or None."""
+        with self._lock:
+            return self._by_instance.get(instance_uuid)
+
     def release(self, instance_uuid):
         with self._lock:
             return self._by_instance.pop(instance_uuid, None)
