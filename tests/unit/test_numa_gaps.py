@@ -34,3 +34,79 @@ def test_steer_render(policy, cells, nodes, subsets, anywhere):
     steering = nb.steer_render(policy, cells, [0, 1, 2, 3], SOCKETS, nodes)
     assert (steering.subsets, steering.anywhere) == (subsets, anywhere), \
         steering.reason
+
+
+# -- Nova internals (pins) ----------------------------------------------------
+
+def test_pin_locked_consume_from_request():
+    import inspect
+    from nova.scheduler import host_manager
+    method = host_manager.HostState._locked_consume_from_request
+    method = getattr(method, '__wrapped__', method)
+    assert list(inspect.signature(method).parameters) == ['self',
+                                                          'spec_obj']
+    source = inspect.getsource(method)
+    for line in ('hardware.numa_fit_instance_to_host(',
+                 'self.numa_topology, spec_obj.numa_topology,',
+                 "limits=self.limits.get('numa_topology')",
+                 'self.numa_topology = hardware.numa_usage_from_instance_'
+                 'instance_cells = spec_obj.numa_topology.cells'):
+        assert line in source, line
+    outer = inspect.getsource(host_manager.HostState.consume_from_request)
+    assert 'self._locked_consume_from_request(spec_obj)' in outer
+
+
+def test_pin_scheduler_claims_the_first_candidate_then_consumes():
+    import inspect
+    from nova.scheduler import manager
+    source = inspect.getsource(manager.SchedulerManager._schedule)
+    assert 'alloc_req = host.allocation_candidates[0]' in source
+    assert 'spec_obj.instance_uuid = instance_uuid' in source
+    assert source.index('alloc_req = host.allocation_candidates[0]') < \
+        source.index('self._consume_selected_host(')
+    consume = inspect.getsource(
+        manager.SchedulerManager._consume_selected_host)
+    assert 'selected_host.consume_from_request(spec_obj)' in consume
+
+
+def test_consume_install_is_idempotent_and_narrows_to_the_fitted_cells():
+    from nova import objects
+    from nova.scheduler import host_manager
+    from nova_gpu_ext.scheduler import numa_candidates
+    from nova_gpu_ext.scheduler import numa_consume
+    objects.register_all()
+    numa_consume.install()
+    wrapped = host_manager.HostState._locked_consume_from_request
+    numa_consume.install()
+    assert host_manager.HostState._locked_consume_from_request is wrapped
+    seen = []
+
+    def upstream(state, spec):
+        seen.append(([c.id for c in state.numa_topology.cells],
+                     spec.numa_topology))
+        state.numa_topology = objects.NUMATopology(cells=[
+            objects.NUMACell(id=c.id, memory_usage=1)
+            for c in state.numa_topology.cells])
+
+    full = objects.NUMATopology(cells=[
+        objects.NUMACell(id=0, memory_usage=0),
+        objects.NUMACell(id=1, memory_usage=0)])
+    candidate = {'allocations': {}}
+    fitted = objects.InstanceNUMATopology(cells=[
+        objects.InstanceNUMACell(id=1, cpuset=set(), memory=1)])
+    synthetic = objects.InstanceNUMATopology(cells=[
+        objects.InstanceNUMACell(id=0, cpuset=set(), memory=1)])
+    state = type('HS', (), {})()
+    state.host = 'h'
+    state.numa_topology = full
+    state.allocation_candidates = [candidate]
+    spec = type('RS', (), {'instance_uuid': 'u', 'numa_topology': None})()
+    setattr(state, numa_candidates.ATTRIBUTE,
+            ('u', synthetic, [(candidate, fitted)]))
+    numa_consume.consume(upstream, state, spec, fitted, synthetic)
+    assert seen[0][0] == [1] and seen[0][1] is not None
+    assert spec.numa_topology is None       # the request stays non-NUMA
+    assert [c.memory_usage for c in state.numa_topology.cells] == [0, 1]
+    assert numa_candidates.fitted_for(state, spec) == (fitted, synthetic)
+    spec.instance_uuid = 'other'            # another request's record
+    assert numa_candidates.fitted_for(state, spec) is None
