@@ -99,8 +99,8 @@ def node_capacities(topology):
     both sides agree on guests that can never fit a node."""
     return [affinity.NodeCapacity(
         n.id, n.socket, len(n.cpus) or UNBOUNDED,
-        n.memory_mb or UNBOUNDED, len(n.cpus), n.memory_mb or 0)
-        for n in topology.numa_nodes]
+        n.memory_mb or UNBOUNDED, len(n.cpus), n.memory_mb or 0,
+        len(n.cpus)) for n in topology.numa_nodes]
 
 
 def usable_node_cpus(topology, node_id, allowed, mode, instance):

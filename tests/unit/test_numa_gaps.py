@@ -49,7 +49,7 @@ def test_pin_locked_consume_from_request():
     for line in ('hardware.numa_fit_instance_to_host(',
                  'self.numa_topology, spec_obj.numa_topology,',
                  "limits=self.limits.get('numa_topology')",
-                 'self.numa_topology = hardware.numa_usage_from_instance_'
+                 'self.numa_topology = hardware.numa_usage_from_instance_',
                  'instance_cells = spec_obj.numa_topology.cells'):
         assert line in source, line
     outer = inspect.getsource(host_manager.HostState.consume_from_request)
@@ -110,3 +110,21 @@ def test_consume_install_is_idempotent_and_narrows_to_the_fitted_cells():
     assert numa_candidates.fitted_for(state, spec) == (fitted, synthetic)
     spec.instance_uuid = 'other'            # another request's record
     assert numa_candidates.fitted_for(state, spec) is None
+
+
+def test_node_size_rule_more_vcpus_than_the_node_has_cpus():
+    # Nova's fit refuses a cell with more vCPUs than the host cell has
+    # CPUs, whatever cpu_allocation_ratio: the core says so too (gap 3).
+    from nova_gpu_ext.placement import affinity as a
+    from nova_gpu_ext.scheduler import request as sched_request
+    from tests.unit.test_numa_books import host
+    state = type('HS', (), {'numa_topology': host(cpus=4),
+                            'cpu_allocation_ratio': 4.0,
+                            'ram_allocation_ratio': 1.0})()
+    nodes = sched_request.node_capacities(state, {'nodes': []})
+    assert nodes[1].free_cpus == 16 and nodes[1].cpus == 4
+    gpu = a.GPUSlot('0000:81:00.0', 1, 1)
+    big = a.choose_node(a.GuestNeeds(6, 1024, 'required'), gpu, nodes)
+    assert not big.ok and '6 vCPUs > 4 CPUs of the node' in big.reason
+    assert a.choose_node(a.GuestNeeds(4, 1024, 'required'), gpu, nodes).ok
+    assert a.fits_node_size(6, 0)           # size unknown: not refused
