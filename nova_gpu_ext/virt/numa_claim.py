@@ -35,8 +35,8 @@ from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext import numa_fit
+from nova_gpu_ext import request_inputs
 from nova_gpu_ext import specs
-from nova_gpu_ext.placement import affinity
 from nova_gpu_ext.placement import numa_books
 
 LOG = logging.getLogger(__name__)
@@ -127,17 +127,20 @@ def plan(driver, claim):
     gpu = wants_gpu(driver, claim, request)
     if not (gpu or request.wants_render_node):
         return None
-    policy = affinity.effective_policy(
-        request.numa_affinity_policy, extra.get('hw:pci_numa_affinity_policy'),
-        bool(request.pci_aliases), CONF.gpu_ext.numa_affinity_policy)
+    image_meta = getattr(claim, 'image_meta', None)
+    if image_meta is None:
+        image_meta = instance.image_meta
+    # The filter's and the driver's resolver (flavor bounds, narrowed by
+    # image and port input); a move's claim has the new flavor and image.
+    policy = request_inputs.resolve(
+        extra, image_meta, getattr(claim, '_pci_requests', None) or
+        request_inputs.field(instance, 'pci_requests'),
+        CONF.gpu_ext.numa_affinity_policy, request).policy
     requested = claim.numa_topology
     synthetic = False
     if requested is None:
         if not numa_books.wants_one_cell(policy, True, False):
             return None
-        image_meta = getattr(claim, 'image_meta', None)
-        if image_meta is None:
-            image_meta = instance.image_meta
         requested = numa_fit.one_cell_topology(flavor, image_meta)
         synthetic = True
     topology = driver.gpu_topology

@@ -128,3 +128,28 @@ def test_node_size_rule_more_vcpus_than_the_node_has_cpus():
     assert not big.ok and '6 vCPUs > 4 CPUs of the node' in big.reason
     assert a.choose_node(a.GuestNeeds(4, 1024, 'required'), gpu, nodes).ok
     assert a.fits_node_size(6, 0)           # size unknown: not refused
+
+
+def test_claim_policy_from_flavor_image_and_ports_like_the_filter():
+    # Gap 4: an image's hw_pci_numa_affinity_policy=required tightens the
+    # flavor's preferred for the filter (inputs.resolve); the claim agrees.
+    from types import SimpleNamespace as NS
+    from nova import objects
+    from nova_gpu_ext import model
+    from nova_gpu_ext.virt import numa_claim
+    objects.register_all()
+    flavor = objects.Flavor(vcpus=1, memory_mb=1024, extra_specs={
+        'resources:VGPU': '1', 'gpu:numa_affinity_policy': 'preferred'})
+    image = objects.ImageMeta.from_dict(
+        {'properties': {'hw_pci_numa_affinity_policy': 'required'}})
+    topology = model.HostTopology(numa_nodes=(
+        model.NUMANode(0, frozenset((0, 1)), 4096, 0),
+        model.NUMANode(1, frozenset((2, 3)), 4096, 1)), gpus=())
+    driver = NS(gpu_topology=topology, _gpu_provider_uuids={})
+    claim = NS(instance=NS(flavor=flavor, uuid='u', image_meta=image,
+                           pci_requests=None),
+               flavor=flavor, image_meta=image, numa_topology=None,
+               _pci_requests=None, context=None,
+               tracker=NS(reportclient=NS(
+                   get_allocations_for_consumer=lambda c, u: {})))
+    assert numa_claim.plan(driver, claim).policy == 'required'
