@@ -153,3 +153,17 @@ def test_claim_policy_from_flavor_image_and_ports_like_the_filter():
                tracker=NS(reportclient=NS(
                    get_allocations_for_consumer=lambda c, u: {})))
     assert numa_claim.plan(driver, claim).policy == 'required'
+
+
+def test_pin_nova_fit_refuses_more_vcpus_than_the_host_cell_has_cpus():
+    from nova.virt import hardware
+    from nova_gpu_ext import numa_fit
+    from tests.unit.test_numa_books import flavor, host, image
+    requested = numa_fit.one_cell_topology(flavor(1024, vcpus=6), image())
+    assert hardware.numa_fit_instance_to_host(
+        host(cpus=4), requested, None,
+        limits=numa_fit.limits(4.0, 1.0)) is None
+    requested = numa_fit.one_cell_topology(flavor(1024, vcpus=4), image())
+    assert hardware.numa_fit_instance_to_host(
+        host(cpus=4), requested, None,
+        limits=numa_fit.limits(4.0, 1.0)) is not None
