@@ -31,6 +31,8 @@ def one_cell_topology(flavor, image_meta):
     specs = dict(flavor.extra_specs or {})
     specs['hw:numa_nodes'] = '1'
     flavor.extra_specs = specs
+    if image_meta is None:
+        image_meta = objects.ImageMeta.from_dict({})
     return hardware.numa_get_constraints(flavor, image_meta)
 
 

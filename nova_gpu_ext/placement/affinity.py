@@ -44,6 +44,9 @@ class NodeCapacity:
     free_memory_mb: int
     total_cpus: int = 0
     total_memory_mb: int = 0
+    #: the node's CPUs a floating guest may run on (0: unknown); Nova's fit
+    #: gives no cell more vCPUs than that, whatever the allocation ratio
+    cpus: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,9 +102,19 @@ def effective_policy(gpu_policy: Optional[str], pci_policy: Optional[str],
     return default if default in POLICIES else DEFAULT_POLICY
 
 
+def fits_node_size(vcpus: int, node_cpus: int) -> bool:
+    """Nova's rule for one guest cell: no more vCPUs than the host node has
+    CPUs (``numa_fit_instance_to_host``, whatever ``cpu_allocation_ratio``);
+    ``node_cpus`` 0 (unknown) never refuses. The scheduler's precheck and
+    the compute's binding both apply it here; the claim gets it from Nova's
+    own fit."""
+    return not node_cpus or vcpus <= node_cpus
+
+
 def _fits(needs: GuestNeeds, node: NodeCapacity) -> bool:
     return (node.free_cpus >= needs.vcpus and
-            node.free_memory_mb >= needs.memory_mb)
+            node.free_memory_mb >= needs.memory_mb and
+            fits_node_size(needs.vcpus, node.cpus))
 
 
 def _shortfall(needs: GuestNeeds, node: NodeCapacity) -> str:
@@ -112,6 +125,9 @@ def _shortfall(needs: GuestNeeds, node: NodeCapacity) -> str:
     if node.free_cpus < needs.vcpus:
         parts.append('%g CPUs free < %d vCPUs' % (
             node.free_cpus, needs.vcpus))
+    if not fits_node_size(needs.vcpus, node.cpus):
+        parts.append('%d vCPUs > %d CPUs of the node' % (
+            needs.vcpus, node.cpus))
     return ', '.join(parts)
 
 

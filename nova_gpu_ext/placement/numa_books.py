@@ -84,6 +84,69 @@ def steer(policy: str, cells: int, node_ids: Sequence[int],
                     '(preferred)' % what)
 
 
+def wants_gpu_device(gpus: "set[tuple[str, str]]",
+                     pci_specs: Sequence[Mapping[str, object]]) -> bool:
+    """Does one of a guest's PCI request specs (Nova's ``InstancePCIRequest
+    .spec`` dicts) ask for a host GPU? ``gpus``: the host GPUs' ``(vendor,
+    product)`` as 4-digit hex. A NIC or licence alias does not."""
+    for spec in pci_specs:
+        key = (str(spec.get('vendor_id', '')).lower(),
+               str(spec.get('product_id', '')).lower())
+        if key in gpus:
+            return True
+    return False
+
+
+def render_nodes_with_room(slots: Sequence[tuple[str, Optional[int], int,
+                                                 int]]) -> list[int]:
+    """The host nodes of render nodes that can take one more guest, the
+    node of the least-used render node first. ``slots``: ``(name, node,
+    guests, limit)`` of the present render nodes (``limit`` 0: none)."""
+    usable = sorted((guests, name, node) for name, node, guests, limit
+                    in slots if node is not None and
+                    (not limit or guests < limit))
+    out: list[int] = []
+    for _guests, _name, node in usable:
+        if node not in out:
+            out.append(node)
+    return out
+
+
+def steer_render(policy: str, cells: int, node_ids: Sequence[int],
+                 sockets: Mapping[int, Optional[int]],
+                 render_nodes: Sequence[int]) -> Steering:
+    """Where a render-node guest (virgl, no GPU device) may have its cells:
+    like :func:`steer` with the GPU's node replaced by any node in
+    ``render_nodes`` (:func:`render_nodes_with_room`, best first). Without
+    a render node with room, ``required``/``socket`` refuse and
+    ``preferred`` lets Nova choose (the driver then takes a remote render
+    node, as before)."""
+    policy = policy if policy in affinity.POLICIES else \
+        affinity.DEFAULT_POLICY
+    if policy == 'legacy':
+        return ANYWHERE
+    if not render_nodes:
+        return Steering((), policy == 'preferred', 'no render node has room '
+                        '(%s)' % policy)
+    home: list[tuple[int, ...]] = []
+    near: list[tuple[int, ...]] = []
+    for node in render_nodes:
+        for subset in steer('required', cells, node_ids, sockets,
+                            [node]).subsets:
+            if subset not in home:
+                home.append(subset)
+        if policy == 'socket':
+            near += [s for s in steer('socket', cells, node_ids, sockets,
+                                      [node]).subsets if s not in near]
+    subsets = tuple(home + [s for s in near if s not in home])
+    what = 'a render node\'s node (%s)' % ','.join(map(str, render_nodes))
+    if policy == 'preferred':
+        return Steering(subsets, True, 'cells on %s if they fit, else '
+                        'anywhere (preferred)' % what)
+    return Steering(subsets, False, 'cells on %s%s (%s)' % (
+        what, ', else on its socket' if policy == 'socket' else '', policy))
+
+
 def wants_one_cell(policy: str, wants_devices: bool,
                    has_topology: bool) -> bool:
     """Does a GPU guest without a NUMA topology get a one-cell topology?"""

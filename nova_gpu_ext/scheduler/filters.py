@@ -22,12 +22,15 @@ from nova_gpu_ext import host_facts
 from nova_gpu_ext import summary_compat
 from nova_gpu_ext.placement import affinity
 from nova_gpu_ext.scheduler import numa_candidates
+from nova_gpu_ext.scheduler import numa_consume
 from nova_gpu_ext.scheduler import request as sched_request
 from nova_gpu_ext.scheduler import usage as gpu_usage
 from nova_gpu_ext.scheduler import weighers
 
 LOG = logging.getLogger(__name__)
 CONF = gpu_conf.CONF
+
+numa_consume.install()
 
 
 class GPUExtHostFilter(filters.BaseHostFilter):
@@ -106,11 +109,12 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         if not self._decide(host_state, spec_obj, request, needs, nodes,
                             summary):
             return False
+        # The cells the compute claim will fit (numa_claim), by the same
+        # steered fit; recorded for Nova's consume_from_request.
         reasons = []
-        if request.wants_devices and has_numa and not \
-                numa_candidates.filter_candidates(
-                    self, host_state, spec_obj, request, gpu_policy, summary,
-                    reasons):
+        if not numa_candidates.filter_candidates(
+                self, host_state, spec_obj, request, gpu_policy, summary,
+                reasons):
             self._log_refusal(host_state, reasons)
             return False
         return True

@@ -72,7 +72,8 @@ def node_capacities(host_state, summary):
             id=cell.id, socket=sockets.get(cell.id),
             free_cpus=cpus - used_cpus,
             free_memory_mb=memory - cell.memory_usage,
-            total_cpus=int(cpus), total_memory_mb=memory))
+            total_cpus=int(cpus), total_memory_mb=memory,
+            cpus=len(cell.cpuset)))
     if not out:
         for node in summary.get('nodes', ()):
             out.append(affinity.NodeCapacity(

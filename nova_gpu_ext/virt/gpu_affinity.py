@@ -99,8 +99,8 @@ def node_capacities(topology):
     both sides agree on guests that can never fit a node."""
     return [affinity.NodeCapacity(
         n.id, n.socket, len(n.cpus) or UNBOUNDED,
-        n.memory_mb or UNBOUNDED, len(n.cpus), n.memory_mb or 0)
-        for n in topology.numa_nodes]
+        n.memory_mb or UNBOUNDED, len(n.cpus), n.memory_mb or 0,
+        len(n.cpus)) for n in topology.numa_nodes]
 
 
 def usable_node_cpus(topology, node_id, allowed, mode, instance):
@@ -209,6 +209,11 @@ class RenderNodeTracker:
             for uuid in [u for u in self._by_instance
                          if u not in instance_uuids]:
                 del self._by_instance[uuid]
+
+    def of(self, instance_uuid):
+        """The render node recorded for a guest, or None."""
+        with self._lock:
+            return self._by_instance.get(instance_uuid)
 
     def release(self, instance_uuid):
         with self._lock:

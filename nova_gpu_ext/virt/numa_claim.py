@@ -10,13 +10,17 @@ the claim, so :func:`install` wraps that one method, once per process; the
 wrapper asks the claim's own driver (``claim.tracker.driver``) and runs
 upstream's code for every guest that is not a GPU guest of ours.
 
-For a GPU guest (``resources:VGPU``, a PCI alias, a custom resource):
+For a GPU guest (``resources:VGPU``, a PCI alias of a host GPU) or a
+render-node guest (``gpu:render_node``, virgl, no GPU device):
 
 * without a NUMA topology (and a policy other than ``legacy``) it gets the
   one-cell topology Nova builds for ``hw:numa_nodes=1``;
 * the cells are fitted by Nova's ``numa_fit_instance_to_host`` on the host
   nodes the policy allows for the guest's vGPU (its physical GPU from the
-  placement allocation); devices from a PCI alias are placed by Nova's own
+  placement allocation), or, for a render-node guest, on the nodes of the
+  present render nodes below ``[gpu_ext] render_node_max_guests`` (the
+  driver then takes the render node of the cell's node); devices from a PCI
+  alias are placed by Nova's own
   ``hw:pci_numa_affinity_policy`` / alias ``numa_policy`` in that same fit;
 * ``required``/``socket``: no allowed node has room -> the claim fails
   (the build reschedules); ``preferred``: a cell elsewhere, else no cell
@@ -31,8 +35,8 @@ from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext import numa_fit
+from nova_gpu_ext import request_inputs
 from nova_gpu_ext import specs
-from nova_gpu_ext.placement import affinity
 from nova_gpu_ext.placement import numa_books
 
 LOG = logging.getLogger(__name__)
@@ -118,26 +122,55 @@ def plan(driver, claim):
         return None
     extra = flavor.extra_specs or {}
     request = specs.parse(extra, on_error=lambda exc: None)
-    if not (request.enabled and wants_gpu(driver, claim, request)):
+    if not request.enabled:
         return None
-    policy = affinity.effective_policy(
-        request.numa_affinity_policy, extra.get('hw:pci_numa_affinity_policy'),
-        bool(request.pci_aliases), CONF.gpu_ext.numa_affinity_policy)
+    gpu = wants_gpu(driver, claim, request)
+    if not (gpu or request.wants_render_node):
+        return None
+    image_meta = getattr(claim, 'image_meta', None)
+    if image_meta is None:
+        image_meta = instance.image_meta
+    # The filter's and the driver's resolver (flavor bounds, narrowed by
+    # image and port input); a move's claim has the new flavor and image.
+    policy = request_inputs.resolve(
+        extra, image_meta, getattr(claim, '_pci_requests', None) or
+        request_inputs.field(instance, 'pci_requests'),
+        CONF.gpu_ext.numa_affinity_policy, request).policy
     requested = claim.numa_topology
     synthetic = False
     if requested is None:
         if not numa_books.wants_one_cell(policy, True, False):
             return None
-        image_meta = getattr(claim, 'image_meta', None)
-        if image_meta is None:
-            image_meta = instance.image_meta
         requested = numa_fit.one_cell_topology(flavor, image_meta)
         synthetic = True
     topology = driver.gpu_topology
     nodes = {n.id: n.socket for n in topology.numa_nodes}
-    gpu_nodes = vgpu_nodes(driver, claim) if request.vgpus else []
-    steering = numa_fit.steering_for(policy, requested, nodes, gpu_nodes)
+    if gpu:
+        gpu_nodes = vgpu_nodes(driver, claim) if request.vgpus else []
+        steering = numa_fit.steering_for(policy, requested, nodes, gpu_nodes)
+    else:
+        steering = numa_books.steer_render(
+            policy, len(requested.cells), list(nodes), nodes,
+            render_nodes_with_room(driver, claim.instance.uuid))
     return Plan(requested, steering, policy, synthetic)
+
+
+def render_nodes_with_room(driver, instance_uuid):
+    """Nodes of this host's present render nodes that can take the guest
+    (:func:`numa_books.render_nodes_with_room`), from the driver's render
+    node ledger and ``[gpu_ext] render_node_max_guests``."""
+    from nova_gpu_ext.virt import domcaps
+    topology = domcaps.with_present_render_nodes(driver,
+                                                 driver.gpu_topology)
+    tracker = driver.render_nodes
+    counts = tracker.counts()
+    mine = tracker.of(instance_uuid)
+    if mine:
+        counts[mine] -= 1       # a move's claim on the same host
+    limit = CONF.gpu_ext.render_node_max_guests
+    return numa_books.render_nodes_with_room(
+        [(r.name, r.numa_node, counts.get(r.name, 0), limit)
+         for r in topology.render_nodes])
 
 
 def wants_gpu(driver, claim, request):
@@ -151,13 +184,9 @@ def wants_gpu(driver, claim, request):
     gpus = {('%04x' % g.vendor_id, '%04x' % g.device_id)
             for g in driver.gpu_topology.gpus}
     pci_requests = getattr(claim, '_pci_requests', None)
-    for pci_request in getattr(pci_requests, 'requests', None) or ():
-        for spec in pci_request.spec or ():
-            key = (str(spec.get('vendor_id', '')).lower(),
-                   str(spec.get('product_id', '')).lower())
-            if key in gpus:
-                return True
-    return False
+    return numa_books.wants_gpu_device(gpus, [
+        spec for pci_request in getattr(pci_requests, 'requests', None) or ()
+        for spec in pci_request.spec or ()])
 
 
 def vgpu_nodes(driver, claim):

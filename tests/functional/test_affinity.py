@@ -249,9 +249,10 @@ class RenderNodeLiveMigrationTest(base_libvirt.LibvirtMigrationMixin,
         self._live_migrate(self.server, 'completed')
         migrated = self.created_xml[self.server['id']]
         self.assertEqual('/dev/dri/renderD129', rendernode(migrated))
-        self.assertEqual(('1', 'preferred'), numatune_nodes(migrated))
-        self.assertEqual(set(range(6, 12)), set(_expand(vcpu_cpuset(
-            migrated))))
+        # A render-node guest is a one-cell NUMA guest (issue 10): its cell
+        # moved to node 1 with the render node (libvirt's default mode).
+        self.assertEqual('1', numatune_nodes(migrated)[0])
+        self.assertEqual(set(range(6, 12)), guest_host_cpus(migrated))
         # The source released its render node, the destination holds two.
         self.assertEqual({}, self.src.driver.render_nodes.counts())
         self.assertEqual({'renderD128': 1, 'renderD129': 1},
@@ -271,7 +272,7 @@ class RenderNodeLiveMigrationTest(base_libvirt.LibvirtMigrationMixin,
         self.assertEqual('gpu-host-2', server['OS-EXT-SRV-ATTR:host'])
         xml = self.domain_xml(server)
         self.assertEqual('/dev/dri/renderD129', rendernode(xml))
-        self.assertEqual(('1', 'preferred'), numatune_nodes(xml))
+        self.assertEqual(('1', 'strict'), numatune_nodes(xml))   # its cell
         self._confirm_resize(server)
         self.assertEqual({}, self.computes['gpu-host-1'].driver
                          .render_nodes.counts())
