@@ -57,12 +57,12 @@ def _render_nodes(summary):
          if r.get('present', True)])
 
 
-def requested_topology(spec_obj, request, policy, summary):
+def requested_topology(spec_obj, request, policy, pci):
     """(topology to fit, synthetic?) for this request on this host, or
-    (None, False) when the claim leaves the guest to upstream."""
+    (None, False) when the claim leaves the guest to upstream. ``pci``:
+    :func:`pci_gpu` of the request on this host."""
     own = getattr(spec_obj, 'numa_topology', None)
-    gpu = bool(request.vgpus) or (bool(request.pci_aliases) and
-                                  pci_gpu(spec_obj, summary))
+    gpu = bool(request.vgpus) or (bool(request.pci_aliases) and pci)
     if not (gpu or request.wants_render_node):
         return None, False
     if own is not None:
@@ -82,8 +82,8 @@ def filter_candidates(host_filter, host_state, spec_obj, request, policy,
     host_topology = getattr(host_state, 'numa_topology', None)
     if not host_topology:
         return True
-    requested, synthetic = requested_topology(spec_obj, request, policy,
-                                              summary)
+    pci = pci_gpu(spec_obj, summary)
+    requested, synthetic = requested_topology(spec_obj, request, policy, pci)
     if not requested:
         return True
     by_provider = sched_request.gpus_by_provider(summary)
@@ -96,8 +96,7 @@ def filter_candidates(host_filter, host_state, spec_obj, request, policy,
     pci_requests = getattr(getattr(spec_obj, 'pci_requests', None),
                            'requests', None)
     render = None
-    if not request.vgpus and request.wants_render_node and \
-            not pci_gpu(spec_obj, summary):
+    if not request.vgpus and request.wants_render_node and not pci:
         render = numa_books.steer_render(policy, len(requested.cells),
                                          list(nodes), nodes,
                                          _render_nodes(summary))
