@@ -123,11 +123,10 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
     def process_instances_at_startup(self, context, instances):
         """Nova 34 hook, after init_host and before the guests are resumed:
         forget render nodes of guests no longer on this host (evacuated
-        away, deleted), so resumed guests keep theirs within the limit."""
+        away, deleted), so resumed guests keep theirs within the limit, and
+        recover the residents' minimum GPU shares (:mod:`.startup`)."""
         instances = super().process_instances_at_startup(context, instances)
         startup.keep_instances(self, instances)
-        # Residents' gpu:min_share_percent (issue 11).
-        sharing_claim.recover_at_startup(self, instances)
         return instances
 
     def _recover_render_nodes(self):

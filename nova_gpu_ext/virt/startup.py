@@ -5,12 +5,14 @@ in-memory books (which guest uses which render node) are rebuilt from the
 domains libvirt has defined (``init_host``), then narrowed to the
 instances Nova says are on this host (``process_instances_at_startup``,
 Nova 34, before guests are resumed): a guest evacuated away or deleted
-while the compute was down keeps no render node here.
+while the compute was down keeps no render node here, and the residents'
+minimum GPU shares are read again from their flavors.
 """
 
 from oslo_log import log as logging
 
 from nova_gpu_ext.virt import gpu_affinity
+from nova_gpu_ext.virt import sharing_claim
 
 LOG = logging.getLogger(__name__)
 
@@ -39,5 +41,8 @@ def recover_render_nodes(driver):
 
 
 def keep_instances(driver, instances):
-    """Forget render nodes of guests no longer on this host."""
+    """The instances Nova loaded for this host at startup: forget render
+    nodes of guests no longer on it, and recover the residents' minimum
+    GPU shares (:func:`sharing_claim.recover_at_startup`, never fatal)."""
     driver.render_nodes.retain({i.uuid for i in instances if not i.deleted})
+    sharing_claim.recover_at_startup(driver, instances)
