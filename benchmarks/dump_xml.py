@@ -44,6 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(
 
 from nova_gpu_ext.sim import harness  # noqa: E402
 from nova_gpu_ext.sim import samplehost  # noqa: E402
+from nova_gpu_ext.virt import guest_config  # noqa: E402
 
 #: set -> [(flavor name, memory MiB, vCPUs, extra specs, host role)]
 FLAVOR_SETS = {
@@ -120,10 +121,9 @@ class DumpScenario(harness.GPUExtTestBase):
                 networks='none', host=host, expected_state='ACTIVE')
             xml = self.defined_xml[server['id']]
             changes = []
-            if host in self.computes and hasattr(
-                    self.computes[host].driver, 'guest_changes'):
-                changes = self.computes[host].driver.guest_changes.get(
-                    server['id'], [])
+            if host in self.computes:
+                changes = guest_config.changes_of(
+                    self.computes[host].driver, server['id'])
             path = '%s.%s.xml' % (flavor, variant)
             with open(os.path.join(Job.out_dir, path), 'w') as f:
                 f.write(xml)

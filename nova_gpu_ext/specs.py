@@ -274,6 +274,23 @@ class GPURequest:
         return dict(self.tweaks).get(name)
 
 
+#: ``gpu:`` keys that do nothing for a guest with no GPU device and no
+#: render node (``gpu:render_node=none`` included).
+NO_EFFECT_WITHOUT_GPU = ('gpu:numa_affinity_policy', 'gpu:placement',
+                         'gpu:min_share_percent', 'gpu:display',
+                         'gpu:render_node')
+
+
+def no_effect_keys(request: GPURequest, gpu_devices: int) -> list[str]:
+    """The flavor's ``gpu:`` keys that can have no effect on a guest with
+    ``gpu_devices`` GPU devices (vGPUs, GPU hostdevs): all those of
+    :data:`NO_EFFECT_WITHOUT_GPU` when it has none and no render node."""
+    if not request.enabled or gpu_devices or request.vgpus or \
+            request.wants_render_node:
+        return []
+    return [k for k in request.gpu_keys if k in NO_EFFECT_WITHOUT_GPU]
+
+
 def gpu_guest(request: GPURequest, gpu_devices: int) -> bool:
     """Is this a GPU guest, given how many of its devices are GPUs?
 

@@ -25,6 +25,7 @@ from lxml import etree  # noqa: E402
 
 from nova_gpu_ext.sim import harness  # noqa: E402
 from nova_gpu_ext.sim import samplehost  # noqa: E402
+from nova_gpu_ext.virt import guest_config  # noqa: E402
 
 #: name -> (extra specs, what it shows)
 DEMO_FLAVORS = (
@@ -133,8 +134,8 @@ class DemoScenario(harness.GPUExtTestBase):
         xml = self.defined_xml.get(server['id'], '')
         changes = []
         if host in self.computes:
-            changes = self.computes[host].driver.guest_changes.get(
-                server['id'], [])
+            changes = guest_config.changes_of(
+                self.computes[host].driver, server['id'])
         if xml:
             RESULT.xml[name + '.ours'] = xml
         refusals = [line.split('refused: ', 1)[1]

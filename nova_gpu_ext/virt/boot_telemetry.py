@@ -50,8 +50,14 @@ PID_DIRS = ('/run/libvirt/qemu', '/var/run/libvirt/qemu')
 #: the first thing a Linux kernel prints on the serial console
 KERNEL_FIRST = re.compile(rb'early console in setup code|Probing EDD|'
                           rb'Decompressing Linux|Linux version')
-POLL = 0.005
+#: without inotify (not Linux): how often the console file is looked at
+FALLBACK_WAIT = 0.25
+#: how long the kernel's first line may take to end, once it started
+LINE_WAIT = 1.0
 _record_lock = threading.Lock()
+# instance UUID -> BuildWatch whose console watcher runs
+_watching = {}
+_watching_lock = threading.Lock()
 
 
 def now():
@@ -64,6 +70,12 @@ def now():
 
 def qemu_start_time(name, uuid, pid_dirs=PID_DIRS, proc='/proc'):
     """Start time (boot clock) of the domain's QEMU process, or None."""
+    return qemu_process(name, uuid, pid_dirs, proc)[1]
+
+
+def qemu_process(name, uuid, pid_dirs=PID_DIRS, proc='/proc'):
+    """(pid, start time on the boot clock) of the domain's QEMU process, or
+    (None, None)."""
     for pid_dir in pid_dirs:
         try:
             with open(os.path.join(pid_dir, '%s.pid' % name)) as f:
@@ -73,10 +85,85 @@ def qemu_start_time(name, uuid, pid_dirs=PID_DIRS, proc='/proc'):
                     continue  # a stale pidfile or another domain
             with open(os.path.join(proc, str(pid), 'stat')) as f:
                 fields = f.read().rsplit(')', 1)[1].split()
-            return int(fields[19]) / float(os.sysconf('SC_CLK_TCK'))
+            return pid, int(fields[19]) / float(os.sysconf('SC_CLK_TCK'))
         except (OSError, ValueError, IndexError):
             continue
-    return None
+    return None, None
+
+
+def domain_name(xml):
+    """The ``<name>`` of a domain XML, or None (no libvirt call)."""
+    try:
+        root = etree.fromstring(xml.encode() if isinstance(xml, str)
+                                else xml)
+        return root.findtext('./name')
+    except Exception:
+        return None
+
+
+class _Inotify:
+    """The console log's directory, watched through inotify(7): the
+    watcher blocks until a file there is written, created or closed."""
+
+    MASK = 0x2 | 0x8 | 0x80 | 0x100   # MODIFY, CLOSE_WRITE, MOVED_TO, CREATE
+
+    def __init__(self, path):
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), 'inotify_init1')
+        directory = os.path.dirname(os.path.abspath(path))
+        if libc.inotify_add_watch(self.fd, directory.encode(),
+                                  self.MASK) < 0:
+            os.close(self.fd)
+            raise OSError(ctypes.get_errno(), 'inotify_add_watch')
+
+    def drain(self):
+        try:
+            while os.read(self.fd, 65536):
+                pass
+        except OSError:
+            pass
+
+    def close(self):
+        os.close(self.fd)
+
+
+def _open_notify(path):
+    try:
+        return _Inotify(path)
+    except Exception:
+        LOG.debug('No inotify for %s; the console is looked at every %.2f '
+                  's', path, FALLBACK_WAIT, exc_info=True)
+        return None
+
+
+def _open_pidfd(pid):
+    """A descriptor that becomes readable when QEMU exits, or None."""
+    if pid is None or not hasattr(os, 'pidfd_open'):
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return None
+
+
+def stop_watch(instance_uuid):
+    """The guest is gone (the driver's ``cleanup``): its console watcher
+    records what it saw and ends now."""
+    if instance_uuid is None:
+        return
+    with _watching_lock:
+        watch = _watching.get(instance_uuid)
+    if watch is not None:
+        watch.stop()
+
+
+def watching():
+    """UUIDs of the guests whose console is watched (for tests)."""
+    with _watching_lock:
+        return set(_watching)
 
 
 def console_log_path(xml):
@@ -113,7 +200,9 @@ class BuildWatch:
                 self._wall0 - created_at).total_seconds()
         self._report = report
         self._reported = False
+        self._report_lock = threading.Lock()
         self.thread = None
+        self._stop_r = self._stop_w = None
 
     def mark(self, name, when=None):
         self.marks[name] = now() if when is None else when
@@ -131,9 +220,13 @@ class BuildWatch:
                 for name, (start, end) in self.phases().items()}
 
     def after_resume(self, name, uuid, xml, timeout):
-        """The vCPUs run: find QEMU's start, then watch the console."""
+        """The vCPUs run: find QEMU's start, then watch the console (until
+        the kernel's first line, QEMU's exit, :meth:`stop` or
+        ``timeout``)."""
         self.mark('resumed')
         started = qemu_start_time(name, uuid)
+        # Its pid, to see it exit (pidfd_open).
+        pid = qemu_process(name, uuid)[0] if started is not None else None
         if started is not None and started <= self.marks['resumed']:
             # The tick clock rounds down: QEMU cannot start before the
             # domain was defined.
@@ -144,52 +237,102 @@ class BuildWatch:
             # No real QEMU (or no console log): nothing more to see.
             self.finish()
             return
+        self._stop_r, self._stop_w = os.pipe()
+        with _watching_lock:
+            _watching[self.uuid] = self
         self.thread = threading.Thread(
-            target=self._watch_console, args=(path, timeout),
+            target=self._watch_console, args=(path, timeout, pid),
             name='gpu-ext-boot-%s' % uuid[:8], daemon=True)
         self.thread.start()
 
-    def _watch_console(self, path, timeout):
+    def stop(self):
+        """End the watch now (the guest was destroyed)."""
+        if self._stop_w is not None:
+            try:
+                os.write(self._stop_w, b'x')
+            except OSError:
+                pass
+
+    def _read_console(self, path, data):
+        """``data`` with what the console log gained; True when the
+        kernel's first line is complete."""
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            size = 0
+        if size < len(data):
+            data = b''  # truncated (log rotated): read again
+        if size > len(data):
+            with open(path, 'rb') as f:
+                f.seek(len(data))
+                data += f.read(min(size - len(data), 1 << 20))
+            stamp = now()
+            self.marks.setdefault('console', stamp)
+            match = KERNEL_FIRST.search(data)
+            if match:
+                self.marks.setdefault('kernel', stamp)
+                rest = data[match.start():]
+                self.kernel_line = re.split(
+                    rb'[\r\n]', rest, 1)[0].decode(
+                    'utf-8', 'replace').strip()[:200]
+                return data, bool(re.search(rb'[\r\n]', rest))
+        return data, False
+
+    def _watch_console(self, path, timeout, pid=None):
+        """Block on the console directory's inotify events, QEMU's exit
+        (pidfd) and :meth:`stop`; no polling loop."""
+        import select
         deadline = now() + timeout
+        notify = _open_notify(path)
+        pidfd = _open_pidfd(pid)
         data = b''
         try:
-            while now() < deadline and len(data) < (1 << 20):
-                if 'kernel' in self.marks and \
-                        now() > self.marks['kernel'] + 1.0:
+            while True:
+                data, line_done = self._read_console(path, data)
+                if line_done or len(data) >= (1 << 20):
                     break
-                try:
-                    size = os.stat(path).st_size
-                except OSError:
-                    size = 0
-                if size > len(data):
-                    with open(path, 'rb') as f:
-                        f.seek(len(data))
-                        data += f.read(65536)
-                    stamp = now()
-                    self.marks.setdefault('console', stamp)
-                    match = KERNEL_FIRST.search(data)
-                    if match:
-                        self.marks.setdefault('kernel', stamp)
-                        rest = data[match.start():]
-                        self.kernel_line = re.split(
-                            rb'[\r\n]', rest, 1)[0].decode(
-                            'utf-8', 'replace').strip()[:200]
-                        # The whole line, if it comes within a second.
-                        if re.search(rb'[\r\n]', rest) or \
-                                now() > self.marks['kernel'] + 1.0:
-                            break
-                elif size < len(data):
-                    data = b''  # truncated (log rotated): read again
-                time.sleep(POLL)
+                until = deadline
+                if 'kernel' in self.marks:
+                    # The whole line, if it comes within a second.
+                    until = min(until, self.marks['kernel'] + LINE_WAIT)
+                wait = until - now()
+                if wait <= 0:
+                    break
+                if notify is None:
+                    wait = min(wait, FALLBACK_WAIT)
+                fds = [self._stop_r] + [
+                    fd for fd in (notify and notify.fd, pidfd)
+                    if fd is not None]
+                ready, _, _ = select.select(fds, [], [], wait)
+                if notify is not None and notify.fd in ready:
+                    notify.drain()
+                if self._stop_r in ready or (
+                        pidfd is not None and pidfd in ready):
+                    # The guest is gone: what it printed is all there is.
+                    data, _ = self._read_console(path, data)
+                    break
         except Exception:
             LOG.debug('Console watch of %s failed', path, exc_info=True)
         finally:
+            for fd in (pidfd, self._stop_r, self._stop_w):
+                if fd is not None:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            self._stop_w = None
+            if notify is not None:
+                notify.close()
+            with _watching_lock:
+                if _watching.get(self.uuid) is self:
+                    del _watching[self.uuid]
             self.finish()
 
     def finish(self):
-        if self._reported:
-            return
-        self._reported = True
+        with self._report_lock:
+            if self._reported:
+                return
+            self._reported = True
         if self._report is not None:
             try:
                 self._report(self)
@@ -201,13 +344,22 @@ class BuildWatch:
 # -- the driver's hook -------------------------------------------------------
 
 def create_guest(driver, create, context, xml, instance, *args, **kwargs):
-    """Upstream's ``_create_guest`` (``create``), timed for a build."""
+    """Upstream's ``_create_guest`` (``create``), timed for a build.
+
+    Only what the build already has is used (the XML, the instance's
+    loaded fields): no libvirt call of ours. A guest that is not a GPU
+    guest (:mod:`.gate`) gets its INFO line and local record, and no
+    instance action events (no database call of ours)."""
     from nova.compute import task_states
+    from nova_gpu_ext.virt import gate
     if not CONF.gpu_ext.boot_telemetry or \
-            instance.task_state != task_states.SPAWNING:
+            gate.field(instance, 'task_state') != task_states.SPAWNING or \
+            gate.uuid_of(instance) is None:
         return create(context, xml, instance, *args, **kwargs)
-    watch = BuildWatch(instance.uuid, instance.created_at,
-                       report=lambda w: report(driver, context, instance, w))
+    gpu = gate.is_candidate(instance)
+    watch = BuildWatch(instance.uuid, gate.field(instance, 'created_at'),
+                       report=lambda w: report(driver, context, instance, w,
+                                               events=gpu, gpu=gpu))
     callback = kwargs.get('post_xml_callback')
 
     def defined():
@@ -222,8 +374,8 @@ def create_guest(driver, create, context, xml, instance, *args, **kwargs):
 
     def after_resume():
         try:
-            watch.after_resume(guest.name, instance.uuid,
-                               guest.get_xml_desc(), timeout)
+            watch.after_resume(domain_name(xml), instance.uuid, xml,
+                               timeout)
         except Exception:
             LOG.debug('Boot telemetry failed', exc_info=True,
                       instance=instance)
@@ -249,13 +401,6 @@ def _recent(driver):
     return recent
 
 
-def _is_gpu_guest(driver, instance):
-    try:
-        return bool(driver.gpu_request(instance).is_gpu_guest)
-    except Exception:
-        return False
-
-
 def describe(phases_ms, kernel_line=None):
     parts = ['%s %.0f ms' % (name, phases_ms[name])
              for name in boot_stats.PHASE_NAMES if name in phases_ms]
@@ -265,14 +410,23 @@ def describe(phases_ms, kernel_line=None):
     return text
 
 
-def report(driver, context, instance, watch):
-    """Events, one INFO line, the local record and the stats summary."""
+def report(driver, context, instance, watch, events=True, gpu=None):
+    """Events (``events``), one INFO line, the local record and the stats
+    summary; never raises."""
+    try:
+        _report(driver, context, instance, watch, events, gpu)
+    except Exception:
+        LOG.warning('Cannot record the boot phases', exc_info=True,
+                    instance=instance)
+
+
+def _report(driver, context, instance, watch, events, gpu):
     from nova import objects
     phases = watch.phases()
     phases_ms = watch.phases_ms()
     host = CONF.host
     for name in boot_stats.PHASE_NAMES:
-        if name not in phases:
+        if name not in phases or not events:
             continue
         start, end = phases[name]
         details = '%.1f ms: %s' % (phases_ms[name],
@@ -293,7 +447,10 @@ def report(driver, context, instance, watch):
                       EVENT_PREFIX + name, exc_info=True, instance=instance)
     LOG.info('Boot phases: %s', describe(phases_ms, watch.kernel_line),
              instance=instance)
-    flavor = instance.flavor
+    from nova_gpu_ext.virt import gate
+    flavor = gate.field(instance, 'flavor')
+    if gpu is None:
+        gpu = gate.is_candidate(instance)
     record = {
         'uuid': instance.uuid, 'host': host,
         'time': watch.wall('request').isoformat() if 'request' in
@@ -301,7 +458,7 @@ def report(driver, context, instance, watch):
         'flavor': flavor.name if flavor else None,
         'memory_mb': flavor.memory_mb if flavor else None,
         'vcpus': flavor.vcpus if flavor else None,
-        'gpu': _is_gpu_guest(driver, instance),
+        'gpu': bool(gpu),
         'phases': phases_ms, 'kernel_line': watch.kernel_line,
         'to_first_console_ms': boot_stats.to_first_console_ms(phases_ms),
     }

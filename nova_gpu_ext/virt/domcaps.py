@@ -100,7 +100,8 @@ def host_gl(driver) -> Optional[dict]:
 def check_render_node_host(driver, instance):
     """Refuse (reschedule) a render-node guest on a host without GL."""
     from nova_gpu_ext.virt import gpu_affinity
-    why = refusal(host_gl(driver))
+    from nova_gpu_ext.virt import host_report
+    why = refusal(host_report.gl(driver))
     if why:
         raise gpu_affinity.Refused(reason='render node: %s' % why)
 

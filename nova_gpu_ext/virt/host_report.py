@@ -29,6 +29,30 @@ LOG = logging.getLogger(__name__)
 DRIVER_TRAIT = 'CUSTOM_GPU_EXT'
 #: Key of the host summary in ComputeNode.stats.
 STATS_KEY = host_facts.STATS_KEY
+#: The driver has not asked libvirt its domain capabilities yet.
+NOT_READ = object()
+
+
+def gl(driver):
+    """The host's GL facts (:func:`domcaps.host_gl`), asked once per
+    process and only on a host with render nodes (None otherwise): the
+    QEMU binary's capabilities do not change under a running compute,
+    which upstream's ``Host`` caches for the same reason."""
+    if driver._gpu_gl is NOT_READ:
+        topology = driver._gpu_host_topology
+        driver._gpu_gl = domcaps.host_gl(driver) if \
+            topology.render_nodes else None
+    return driver._gpu_gl
+
+
+def versions(driver):
+    """(libvirt version, QEMU version), asked once per process, when a
+    tweak that checks them is selected."""
+    if driver._gpu_versions is None:
+        connection = driver._host.get_connection()
+        driver._gpu_versions = (connection.getLibVersion(),
+                                connection.getVersion())
+    return driver._gpu_versions
 
 
 def refresh_topology(driver):
@@ -75,7 +99,8 @@ def host_summary(driver, topology):
     summary = host_facts.host_summary(topology)
     # Devices in use per physical GPU (an mdev on its parent, on the PF for
     # SR-IOV vGPU; a VF on its PF), with the builds in flight.
-    in_use = driver.sharing_claims.in_use(driver, topology)
+    in_use = driver._sharing_claims.in_use(driver, topology) if \
+        topology.gpus else {}
     for entry in summary['gpus']:
         uuid = driver._gpu_provider_uuids.get(entry['addr'])
         if uuid:
@@ -90,14 +115,14 @@ def host_summary(driver, topology):
                                                      entry['addr'])
             if nova_type:
                 entry['type'] = nova_type
-        min_share = driver.sharing_claims.resident_min_share(entry['addr'])
+        min_share = driver._sharing_claims.resident_min_share(entry['addr'])
         if min_share is not None:
             entry['min_share'] = min_share
-    counts = driver.render_nodes.counts()
+    counts = driver._render_nodes.counts()
     for render in summary['render_nodes']:
         render['guests'] = counts.get(render['name'], 0)
         render['present'] = domcaps.device_exists(driver, render['path'])
-    summary['gl'] = domcaps.host_gl(driver)
+    summary['gl'] = gl(driver)
     return summary
 
 
@@ -105,22 +130,33 @@ def add_stats(driver, data):
     """``get_available_resource``: the host summary in ``stats``."""
     topology = driver._refresh_gpu_topology()
     data.setdefault('stats', {})[STATS_KEY] = json.dumps(
-        driver.gpu_host_summary(topology), sort_keys=True,
+        driver._gpu_host_summary(topology), sort_keys=True,
         separators=(',', ':'))
 
 
 def update_provider_tree(driver, provider_tree, nodename, enabled):
     """After upstream's ``update_provider_tree``: our traits (the driver,
     GL, each physical GPU's NUMA node and socket, health)."""
+    # Upstream keeps a private copy for spawn() (_allocate_mdevs): the
+    # node's traits go into both.
+    trees = [provider_tree]
+    copy_ = driver.provider_tree
+    if copy_ is not None and copy_ is not provider_tree and \
+            copy_.exists(nodename):
+        trees.append(copy_)
     if not enabled:
-        provider_tree.remove_traits(nodename, DRIVER_TRAIT)
+        for tree in trees:
+            tree.remove_traits(nodename, DRIVER_TRAIT)
         return
-    provider_tree.add_traits(nodename, DRIVER_TRAIT)
-    gl_traits = domcaps.traits(domcaps.host_gl(driver))
-    provider_tree.remove_traits(nodename, *({domcaps.EGL_TRAIT} - gl_traits))
-    provider_tree.add_traits(nodename, *gl_traits)
+    gl_traits = domcaps.traits(gl(driver))
+    for tree in trees:
+        tree.add_traits(nodename, DRIVER_TRAIT)
+        tree.remove_traits(nodename, *({domcaps.EGL_TRAIT} - gl_traits))
+        tree.add_traits(nodename, *gl_traits)
+    topology = driver._gpu_host_topology
+    if not topology.gpus:
+        # Nothing per GPU: no copy of the whole tree either.
+        return
     driver._gpu_provider_uuids = pci_traits.update_gpu_providers(
-        provider_tree, driver.gpu_topology, nodename)
-    # Upstream keeps a private copy for spawn() (_allocate_mdevs); keep it
-    # in step.
+        provider_tree, topology, nodename)
     driver.provider_tree = copy.deepcopy(provider_tree)

@@ -36,6 +36,7 @@ from nova import objects
 from oslo_log import log as logging
 
 from nova_gpu_ext.placement import affinity
+from nova_gpu_ext.virt import gate
 from nova_gpu_ext.virt import gpu_affinity
 from nova_gpu_ext.virt import operations
 
@@ -45,17 +46,16 @@ LOG = logging.getLogger(__name__)
 SYSMETA_KEY = 'gpu_ext_live_migration'
 
 
-def at_destination(driver, instance, migrate_data, enabled, render_limit):
-    """``pre_live_migration`` on the destination, after upstream: choose
-    and store this host's NUMA node and render node for a GPU guest."""
-    if not enabled:
-        return
-    request = driver.gpu_request(instance)
+def at_destination(driver, instance, migrate_data, render_limit):
+    """``pre_live_migration`` on the destination, after upstream (for a
+    candidate of :mod:`.gate` only): choose and store this host's NUMA node
+    and render node for a GPU guest."""
+    request = driver._gpu_request(instance)
     if not request.is_gpu_guest:
         return
     decision = choose(driver, instance, request, migrate_data,
-                      driver.gpu_topology,
-                      driver.gpu_policy(instance, request), render_limit)
+                      driver._gpu_host_topology,
+                      driver._gpu_policy(instance, request), render_limit)
     store(instance, decision)
     LOG.info('nova-gpu-ext: live migration destination chose %s',
              decision or 'no binding', instance=instance)
@@ -111,7 +111,7 @@ def choose(driver, instance, request, migrate_data, topology, policy,
 
 def _choose(driver, instance, request, migrate_data, topology, policy,
             render_limit):
-    if getattr(instance, 'numa_topology', None):
+    if gate.field(instance, 'numa_topology'):
         # Nova moves a NUMA guest's cells itself (dst_numa_info); the
         # render node is all we choose.
         node, mode = None, None
@@ -122,14 +122,14 @@ def _choose(driver, instance, request, migrate_data, topology, policy,
     if request.wants_render_node:
         needs = affinity.GuestNeeds(instance.flavor.vcpus,
                                     instance.flavor.memory_mb, policy)
-        choice = driver.render_nodes.claim(
+        choice = driver._render_nodes.claim(
             instance.uuid, topology, needs, render_limit, only_node=node)
         if not choice.ok:
             operations.admit(instance, 'render node: %s' % choice.reason)
         else:
             render_path = choice.render.path
             if node is None and choice.node is not None and \
-                    not getattr(instance, 'numa_topology', None):
+                    not gate.field(instance, 'numa_topology'):
                 node, mode = choice.node, affinity.binding_mode(policy)
     cpus = set()
     if node is not None:
@@ -142,7 +142,7 @@ def _choose(driver, instance, request, migrate_data, topology, policy,
         else:
             migrate_data.dst_cpu_shared_set_info = cpus
     decision = gpu_affinity.encode_migration(render_path, node, cpus, mode)
-    if getattr(instance, 'numa_topology', None) or not topology.gpus:
+    if gate.field(instance, 'numa_topology') or not topology.gpus:
         # Nova's <numatune> of the guest's cells stays; a host where we
         # know no GPU decides nothing (no binding of ours to undo).
         decision.pop(gpu_affinity.MIGRATE_PREFIX + 'unbind', None)
@@ -200,9 +200,11 @@ def load(context, instance):
 def forget(context, instance):
     """Destination, after the migration or its rollback. The instance Nova
     passes here may be the source's copy (without the key): the stored one
-    is removed."""
-    instance.system_metadata.pop(SYSMETA_KEY, None)
+    is removed. Called for candidates of :mod:`.gate` only."""
     try:
+        sysmeta = gate.field(instance, 'system_metadata')
+        if sysmeta is not None:
+            sysmeta.pop(SYSMETA_KEY, None)
         fresh = objects.Instance.get_by_uuid(
             context, instance.uuid, expected_attrs=['system_metadata'])
         if fresh.system_metadata.pop(SYSMETA_KEY, None) is not None:

@@ -62,7 +62,7 @@ def install():
 
     def _test_numa_topology(self, compute_node, limit):
         driver = getattr(getattr(self, 'tracker', None), 'driver', None)
-        planner = getattr(driver, 'gpu_numa_plan', None)
+        planner = getattr(driver, '_gpu_numa_plan', None)
         plan = None
         if planner is not None:
             try:
@@ -143,7 +143,7 @@ def plan(driver, claim):
             return None
         requested = numa_fit.one_cell_topology(flavor, image_meta)
         synthetic = True
-    topology = driver.gpu_topology
+    topology = driver._gpu_host_topology
     nodes = {n.id: n.socket for n in topology.numa_nodes}
     if gpu:
         gpu_nodes = vgpu_nodes(driver, claim) if request.vgpus else []
@@ -161,8 +161,8 @@ def render_nodes_with_room(driver, instance_uuid):
     node ledger and ``[gpu_ext] render_node_max_guests``."""
     from nova_gpu_ext.virt import domcaps
     topology = domcaps.with_present_render_nodes(driver,
-                                                 driver.gpu_topology)
-    tracker = driver.render_nodes
+                                                 driver._gpu_host_topology)
+    tracker = driver._render_nodes
     counts = tracker.counts()
     mine = tracker.of(instance_uuid)
     if mine:
@@ -182,7 +182,7 @@ def wants_gpu(driver, claim, request):
     if not request.pci_aliases:
         return False
     gpus = {('%04x' % g.vendor_id, '%04x' % g.device_id)
-            for g in driver.gpu_topology.gpus}
+            for g in driver._gpu_host_topology.gpus}
     pci_requests = getattr(claim, '_pci_requests', None)
     return numa_books.wants_gpu_device(gpus, [
         spec for pci_request in getattr(pci_requests, 'requests', None) or ()
@@ -200,7 +200,7 @@ def vgpu_nodes(driver, claim):
         if 'VGPU' not in (alloc.get('resources') or {}):
             continue
         address = address_of.get(rp_uuid)
-        gpu = driver.gpu_topology.gpu(address) if address else None
+        gpu = driver._gpu_host_topology.gpu(address) if address else None
         node = gpu.numa_node if gpu is not None else None
         if node not in out:
             out.append(node)

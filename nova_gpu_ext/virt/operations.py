@@ -60,7 +60,14 @@ _rebuilds = {}
 
 
 def _uuid(instance):
-    return instance if isinstance(instance, str) else instance.uuid
+    return instance if isinstance(instance, str) else \
+        _field(instance, 'uuid')
+
+
+def _field(instance, name):
+    # Nova's way: a field that is not loaded is not there (no lazy load).
+    from nova_gpu_ext.virt import gate
+    return gate.field(instance, name)
 
 
 @contextlib.contextmanager
@@ -144,11 +151,15 @@ REBUILD_TASK_STATES = (task_states.REBUILDING,
 def forget_rebuild(instance):
     """Drop a rebuild mark that no spawn took (the rebuild failed before
     its spawn), unless that rebuild is still under way: called from the
-    driver's ``cleanup``, which a rebuild in place runs before its spawn."""
-    if getattr(instance, 'task_state', None) in REBUILD_TASK_STATES:
+    driver's ``cleanup``, which a rebuild in place runs before its spawn.
+    A guest without a mark costs a dict lookup."""
+    uuid = _uuid(instance)
+    if uuid is None or uuid not in _rebuilds:
+        return
+    if _field(instance, 'task_state') in REBUILD_TASK_STATES:
         return
     with _lock:
-        _rebuilds.pop(_uuid(instance), None)
+        _rebuilds.pop(uuid, None)
 
 
 def spawn_operation(instance):
@@ -160,15 +171,14 @@ def spawn_operation(instance):
     mark no later spawn (an unshelve) may take for its own."""
     with _lock:
         evacuate = _rebuilds.pop(_uuid(instance), None)
-    if getattr(instance, 'task_state', None) != \
-            task_states.REBUILD_SPAWNING:
+    if _field(instance, 'task_state') != task_states.REBUILD_SPAWNING:
         evacuate = None
     if evacuate is False:
         return IN_PLACE, 'rebuild'
     if evacuate:
         return NEW_CLAIM, 'evacuate'
-    if getattr(instance, 'task_state', None) == task_states.SPAWNING and \
-            getattr(instance, 'vm_state', None) in (
+    if _field(instance, 'task_state') == task_states.SPAWNING and \
+            _field(instance, 'vm_state') in (
                 vm_states.SHELVED_OFFLOADED, vm_states.SHELVED):
         return NEW_CLAIM, 'unshelve'
     return NEW_CLAIM, 'spawn'
@@ -210,8 +220,7 @@ def hard_reboot_name(instance):
         task_states.REBOOTING_HARD: 'hard reboot',
         task_states.REBOOT_PENDING_HARD: 'hard reboot',
         task_states.POWERING_ON: 'power on',
-    }.get(getattr(instance, 'task_state', None),
-          'resume after host boot')
+    }.get(_field(instance, 'task_state'), 'resume after host boot')
 
 
 def new_functions(before, after):

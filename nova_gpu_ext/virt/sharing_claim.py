@@ -69,7 +69,7 @@ class SharingClaims:
         from nova_gpu_ext.placement import affinity
         from nova_gpu_ext.placement import decide
         from nova_gpu_ext.virt import operations
-        topology = driver.gpu_topology
+        topology = driver._gpu_host_topology
         wanted = self._guest_devices(driver, guest, topology)
         if not wanted:
             self.release(instance.uuid)
@@ -134,7 +134,7 @@ class SharingClaims:
                 shares[instance.uuid] = request.min_share
         if not shares:
             return 0
-        defined = _defined_devices(driver, driver.gpu_topology)
+        defined = _defined_devices(driver, driver._gpu_host_topology)
         recovered = set()
         with self._lock:
             for address, guests in defined.items():
@@ -153,6 +153,11 @@ class SharingClaims:
         """Devices in use per physical GPU, builds in flight included."""
         with self._lock:
             return self._count(driver, topology, None)
+
+    def holds(self, instance_uuid):
+        """Is a claim recorded for this guest?"""
+        return instance_uuid in self._claims or \
+            instance_uuid in self._min_shares
 
     def release(self, instance_uuid):
         """The build failed or the guest left this compute."""

@@ -37,12 +37,12 @@ def recover_render_nodes(driver):
         except Exception:
             continue
         if name:
-            driver.render_nodes.record(guest.uuid, name)
+            driver._render_nodes.record(guest.uuid, name)
 
 
 def keep_instances(driver, instances):
     """The instances Nova loaded for this host at startup: forget render
     nodes of guests no longer on it, and recover the residents' minimum
     GPU shares (:func:`sharing_claim.recover_at_startup`, never fatal)."""
-    driver.render_nodes.retain({i.uuid for i in instances if not i.deleted})
+    driver._render_nodes.retain({i.uuid for i in instances if not i.deleted})
     sharing_claim.recover_at_startup(driver, instances)

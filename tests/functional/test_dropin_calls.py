@@ -53,18 +53,23 @@ UUID = re.compile('[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-'
 
 
 def _compute_side():
-    """Called by nova-compute (not the placement service it calls: its
-    requests are counted as ``placement``)."""
+    """'guest' for a call nova-compute makes for a guest's operation,
+    'resources' for one of its resource update (the periodic, which Nova
+    also runs at the end of a live migration), None for others' calls (the
+    placement service nova-compute calls is counted as ``placement``)."""
     frame = sys._getframe(2)
-    compute = False
+    side = None
     while frame is not None:
         name = frame.f_code.co_filename
         if '/site-packages/placement/' in name:
-            return False
-        if any(part in name for part in COMPUTE_FILES):
-            compute = True
+            return None
+        if frame.f_code.co_name == 'update_available_resource' and \
+                name.endswith('/nova/compute/manager.py'):
+            return 'resources'
+        if side is None and any(part in name for part in COMPUTE_FILES):
+            side = 'guest'
         frame = frame.f_back
-    return compute
+    return side
 
 
 class CallCounter:
@@ -75,9 +80,11 @@ class CallCounter:
         self.last = time.monotonic()
         self._lock = threading.Lock()
         self.sysfs_root = None
+        #: which calls are counted ('guest', 'resources')
+        self.sides = ('guest', 'resources')
 
     def record(self, kind, name):
-        if not _compute_side():
+        if _compute_side() not in self.sides:
             return
         with self._lock:
             self.counts[(kind, name)] += 1
@@ -188,6 +195,11 @@ class PlainGuestCallsTest(base.GPUExtTestBase):
         self.flavor = self._create_flavor(memory_mb=1024, vcpu=2)
         self.counter = CallCounter()
         self.counter.sysfs_root = self.sysfs_root
+        # The guest's path only: these hosts have GPUs, and a resource
+        # update (the periodic's work, which Nova runs again at the end of
+        # a live migration) reports them; NoGPUComputeStartTest counts a
+        # GPU-less host's resource updates.
+        self.counter.sides = ('guest',)
         self.counter.install(self)
         self.migration = None
 
@@ -257,15 +269,31 @@ class NoGPUComputeStartTest(base.GPUExtTestBase):
         counter.sysfs_root = self.sysfs_root
         counter.install(self)
         counts = {}
+        from nova import context
         for pair, host in (('upstream', 'up-1'), ('ours', 'our-1')):
             counter.take()
-            self.start_compute(host, driver=DRIVERS[pair])
-            self._run_periodics()
+            compute = self.start_compute(host, driver=DRIVERS[pair])
+            # The resource periodic, twice (the first run after start and
+            # one more), of this compute only.
+            for _ in range(2):
+                compute.manager.update_available_resource(
+                    context.get_admin_context())
             counts[pair] = counter.take()
-        ours = collections.Counter({k: v for k, v in counts['ours'].items()
-                                    if k[0] != 'sysfs'})
-        self.assertEqual(counts['upstream'], ours,
-                         diff(counts['upstream'], ours))
+        upstream, ours = counts['upstream'], counts['ours']
+        # What ours publishes, once per change: the driver's trait and the
+        # (empty) host summary in the compute node's stats.
+        published = {('placement', 'PUT /traits/CUSTOM_GPU_EXT'),
+                     ('sql', 'UPDATE compute_nodes SET stats=?, '
+                      'updated_at=? WHERE compute_nodes.id = ?')}
+        extra = {k for k in set(ours) | set(upstream)
+                 if ours[k] != upstream[k] and k[0] != 'sysfs'}
+        self.assertLessEqual(extra, published, diff(upstream, ours))
+        for key in published:
+            self.assertLessEqual(ours[key] - upstream[key], 1, key)
+        self.assertEqual(
+            {k: v for k, v in upstream.items() if k[0] == 'libvirt'},
+            {k: v for k, v in ours.items() if k[0] == 'libvirt'},
+            diff(upstream, ours))
 
 
 # The same tests under eventlet are run by the eventlet tox run; the mixin
