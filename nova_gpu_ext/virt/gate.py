@@ -26,7 +26,7 @@ asks its own books by UUID (:func:`uuid_of`), which costs a dict lookup.
 from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
-from nova_gpu_ext import specs
+from nova_gpu_ext.core import spec as specs
 
 LOG = logging.getLogger(__name__)
 CONF = gpu_conf.CONF
