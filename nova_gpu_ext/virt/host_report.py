@@ -38,7 +38,7 @@ def gl(driver):
     process and only on a host with render nodes (None otherwise): the
     QEMU binary's capabilities do not change under a running compute,
     which upstream's ``Host`` caches for the same reason."""
-    if driver._gpu_gl is NOT_READ:
+    if getattr(driver, '_gpu_gl', NOT_READ) is NOT_READ:
         topology = driver._gpu_host_topology
         driver._gpu_gl = domcaps.host_gl(driver) if \
             topology.render_nodes else None

@@ -190,7 +190,7 @@ class RenderNodeTest(AffinityTestBase):
         self.assertEqual(2, len(active), [s['status'] for s in final])
         used = [rendernode(self.domain_xml(s)) for s in active]
         self.assertEqual(sorted(set(used)), sorted(used))
-        counts = self.compute.driver.render_nodes.counts()
+        counts = self.compute.driver._render_nodes.counts()
         self.assertTrue(all(v <= 1 for v in counts.values()), counts)
 
     def test_render_node_is_released_on_delete(self):
@@ -201,7 +201,7 @@ class RenderNodeTest(AffinityTestBase):
                  for _ in range(2)]
         for server in first:
             self._delete_server(server)
-        self.assertEqual({}, self.compute.driver.render_nodes.counts())
+        self.assertEqual({}, self.compute.driver._render_nodes.counts())
         again = self._create_server(flavor_id=flavor, networks='none',
                                     expected_state='ACTIVE')
         self.assertIsNotNone(rendernode(self.domain_xml(again)))
@@ -254,9 +254,9 @@ class RenderNodeLiveMigrationTest(base_libvirt.LibvirtMigrationMixin,
         self.assertEqual('1', numatune_nodes(migrated)[0])
         self.assertEqual(set(range(6, 12)), guest_host_cpus(migrated))
         # The source released its render node, the destination holds two.
-        self.assertEqual({}, self.src.driver.render_nodes.counts())
+        self.assertEqual({}, self.src.driver._render_nodes.counts())
         self.assertEqual({'renderD128': 1, 'renderD129': 1},
-                         self.dest.driver.render_nodes.counts())
+                         self.dest.driver._render_nodes.counts())
 
     def test_cold_migration_rechooses_on_the_destination(self):
         flavor = self._create_flavor(memory_mb=2048, vcpu=2, extra_spec={

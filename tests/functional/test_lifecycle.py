@@ -171,7 +171,7 @@ class RenderNodeKeptInPlaceTest(SampleHostTestBase):
         self.assertEqual('/dev/dri/renderD128',
                          rendernode(self.domain_xml(server)))
         self.assertEqual({'renderD128': 2, 'renderD129': 1},
-                         self.driver.render_nodes.counts())
+                         self.driver._render_nodes.counts())
         log = self.stdlog.logger.output
         self.assertIn('%s: the guest keeps what it has although render '
                       'node: render node renderD128 kept (2 guest(s) with '

@@ -121,7 +121,7 @@ class SharingTest(base.GPUExtTestBase):
             # share is recovered from the instances on the host and
             # their flavors.
             self.compute = self.restart_compute_service(self.hosts['gpu'])
-            self.assertEqual(0.4, self.compute.driver.sharing_claims
+            self.assertEqual(0.4, self.compute.driver._sharing_claims
                              .resident_min_share(GPU0))
         self._run_periodics()       # the compute publishes the min share
         server = self._boot(plain, state='ERROR')
@@ -273,7 +273,7 @@ class ConcurrentAdmissionTest(SharingTest):
         self.useFixture(fixtures.MockPatch(
             'nova_gpu_ext.scheduler.filters.GPUPlacementFilter._usage',
             side_effect=lambda rp, default: default))
-        claims = self.compute.driver.sharing_claims
+        claims = self.compute.driver._sharing_claims
         barrier = threading.Barrier(2, timeout=30)
         entered = []
         guest_devices, count = claims._guest_devices, claims._count

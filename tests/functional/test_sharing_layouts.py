@@ -181,7 +181,7 @@ class SRIOVvGPUTest(PackSpreadChecks, MdevLayoutTestBase):
         # Recovered from the flavors, on the PF of the resident's VF.
         self.compute = self.restart_compute_service(self.hostname)
         self.assertEqual(
-            0.4, self.compute.driver.sharing_claims.resident_min_share(PF0))
+            0.4, self.compute.driver._sharing_claims.resident_min_share(PF0))
         self._run_periodics()
         server = self._boot(plain, state='ERROR')
         self.assertIn('No valid host', server['fault']['message'])

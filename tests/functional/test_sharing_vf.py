@@ -67,7 +67,7 @@ class VFSharingTest(base.GPUExtTestBase):
         vf = '%04x:%02x:%02x.%x' % tuple(
             int(source.get(k), 16)
             for k in ('domain', 'bus', 'slot', 'function'))
-        return str(self.compute.driver.gpu_topology.gpu(vf).physfn)
+        return str(self.compute.driver._gpu_host_topology.gpu(vf).physfn)
 
     def _boot(self, flavor, state='ACTIVE'):
         return self._create_server(flavor_id=flavor, networks='none',

@@ -7,7 +7,7 @@ test, a flavor, options, and the expected verdict. The three callers are
 run through their real code with only their fact sources faked:
 
 * filter: ``GPUPlacementFilter.host_passes`` on a ``HostState``-like object
-  whose stats carry the summary ``GPULibvirtDriver.gpu_host_summary``
+  whose stats carry the summary ``GPULibvirtDriver._gpu_host_summary``
   builds, placement's usage returning the tenants;
 * compute: ``SharingClaims.admit`` with libvirt's view of the residents;
 * explain: ``explain.explain`` with ``--tenants``.
@@ -261,23 +261,23 @@ class FakeDriver:
     """What the driver's admission and summary read from libvirt."""
 
     def __init__(self, case, topology):
-        self.gpu_topology = topology
+        self._gpu_host_topology = topology
         self.case = case
         self.residents = _residents(case, topology)
-        self.sharing_claims = sharing_claim.SharingClaims()
+        self._sharing_claims = sharing_claim.SharingClaims()
         self._gpu_provider_uuids = {
             str(g.address): 'rp-%s' % g.address for g in topology.gpus}
-        self.render_nodes = gpu_affinity.RenderNodeTracker()
+        self._render_nodes = gpu_affinity.RenderNodeTracker()
         self._host = types.SimpleNamespace(list_guests=self._guests)
         self.new_device = self._free_device()
 
     def _free_device(self):
-        pf = self.gpu_topology.gpu(PHYSICAL[self.case.layout])
+        pf = self._gpu_host_topology.gpu(PHYSICAL[self.case.layout])
         if pf.mdev_types:
             return pf
         used = {str(p.address) for _u, p in self.residents}
         free = [v for v in pf.vfs if str(v) not in used]
-        return self.gpu_topology.gpu(free[0] if free else pf.vfs[-1])
+        return self._gpu_host_topology.gpu(free[0] if free else pf.vfs[-1])
 
     def _get_all_assigned_mediated_devices(self, instance=None):
         if self.case.kind == 'vf':
@@ -325,7 +325,7 @@ def _flavor_specs(case):
 
 def filter_admits(case, topology, numa_topology=None):
     driver = FakeDriver(case, topology)
-    summary = gpu_driver.GPULibvirtDriver.gpu_host_summary(driver, topology)
+    summary = gpu_driver.GPULibvirtDriver._gpu_host_summary(driver, topology)
     entry = next(g for g in summary['gpus']
                  if g['addr'] == PHYSICAL[case.layout])
     rp = entry.get('vf_rps', [entry['rp']])[0]
@@ -360,7 +360,7 @@ def compute_admits(case, topology):
                                                       memory_mb=1024))
     request = specs.parse(_flavor_specs(case))
     try:
-        driver.sharing_claims.admit(
+        driver._sharing_claims.admit(
             driver, guest, instance, request,
             lambda t: sharing_conf.profile_for(CONF, t), 'pack')
     except gpu_affinity.Refused as exc:
@@ -415,16 +415,16 @@ def test_resident_min_share_holds_at_scheduler_and_compute(tmp_path):
     mdev_host(str(tmp_path), tenants=2)
     topology = host_facts.discover(str(tmp_path))
     driver = FakeDriver(case, topology)
-    driver.sharing_claims._claims['resident-0'] = {'0000:3b:00.0': 1}
-    driver.sharing_claims._min_shares['resident-0'] = 0.4
-    summary = gpu_driver.GPULibvirtDriver.gpu_host_summary(driver, topology)
+    driver._sharing_claims._claims['resident-0'] = {'0000:3b:00.0': 1}
+    driver._sharing_claims._min_shares['resident-0'] = 0.4
+    summary = gpu_driver.GPULibvirtDriver._gpu_host_summary(driver, topology)
     assert summary['gpus'][0]['min_share'] == 0.4
     # compute
     device = vconfig.LibvirtConfigGuestHostdevMDEV()
     device.uuid = '11111111-2222-4333-8444-555555555555'
     with pytest.raises(gpu_affinity.Refused,
                        match='already on this GPU needs at least 40.0%'):
-        driver.sharing_claims.admit(
+        driver._sharing_claims.admit(
             driver, types.SimpleNamespace(devices=[device]),
             types.SimpleNamespace(uuid='new', flavor=types.SimpleNamespace(
                 vcpus=1, memory_mb=1024)),
@@ -500,7 +500,7 @@ def test_rescue_of_a_resident_never_counts_itself(tmp_path):
     guest = types.SimpleNamespace(devices=[device])
 
     def admit(uuid):
-        return driver.sharing_claims.admit(
+        return driver._sharing_claims.admit(
             driver, guest, types.SimpleNamespace(
                 uuid=uuid, flavor=types.SimpleNamespace(vcpus=1,
                                                         memory_mb=1024)),
@@ -515,7 +515,7 @@ def test_rescue_of_a_resident_never_counts_itself(tmp_path):
     assert admit('build-a')
     with pytest.raises(gpu_affinity.Refused):
         admit('build-b')
-    driver.sharing_claims.release('build-a')
+    driver._sharing_claims.release('build-a')
     assert admit('build-b')
 
 

@@ -124,7 +124,7 @@ def test_filter_and_driver_resolve_the_same_request(data, default):
     at_scheduler = sched_request.resolved(spec, request, default)
     with mock.patch.object(gpu_driver.CONF.gpu_ext, 'numa_affinity_policy',
                            default):
-        at_compute = gpu_driver.GPULibvirtDriver.gpu_inputs(
+        at_compute = gpu_driver.GPULibvirtDriver._gpu_inputs(
             None, instance, request, image)
     assert at_scheduler == at_compute
     # Narrow, never widen: never looser than the operator's bound.

@@ -12,6 +12,7 @@ from nova_gpu_ext.sim import samplehost
 from nova_gpu_ext.virt import gpu_affinity
 from nova_gpu_ext.virt import live_migration
 from nova_gpu_ext.virt import operations
+from nova_gpu_ext.virt import sharing_claim
 
 T4_NODE1 = '0000:d8:00.0'
 
@@ -180,12 +181,16 @@ def test_startup_forgets_render_nodes_of_guests_gone_elsewhere():
 
     from nova_gpu_ext.virt import driver as gpu_driver
     drv = object.__new__(gpu_driver.GPULibvirtDriver)
-    drv.render_nodes = gpu_affinity.RenderNodeTracker()
-    drv.render_nodes.record('here', 'renderD128')
-    drv.render_nodes.record('evacuated', 'renderD128')
+    drv._render_nodes = gpu_affinity.RenderNodeTracker()
+    drv._sharing_claims = sharing_claim.SharingClaims()
+    # A host with a GPU (the books are kept only there).
+    drv._gpu_topology = types.SimpleNamespace(gpus=('gpu',),
+                                              render_nodes=())
+    drv._render_nodes.record('here', 'renderD128')
+    drv._render_nodes.record('evacuated', 'renderD128')
     here = types.SimpleNamespace(uuid='here', deleted=False)
     with mock.patch.object(libvirt_driver.LibvirtDriver,
                            'process_instances_at_startup',
                            side_effect=lambda ctx, instances: instances):
         assert drv.process_instances_at_startup(None, [here]) == [here]
-    assert drv.render_nodes.counts() == {'renderD128': 1}
+    assert drv._render_nodes.counts() == {'renderD128': 1}

@@ -145,7 +145,7 @@ def test_claim_policy_from_flavor_image_and_ports_like_the_filter():
     topology = model.HostTopology(numa_nodes=(
         model.NUMANode(0, frozenset((0, 1)), 4096, 0),
         model.NUMANode(1, frozenset((2, 3)), 4096, 1)), gpus=())
-    driver = NS(gpu_topology=topology, _gpu_provider_uuids={})
+    driver = NS(_gpu_host_topology=topology, _gpu_provider_uuids={})
     claim = NS(instance=NS(flavor=flavor, uuid='u', image_meta=image,
                            pci_requests=None),
                flavor=flavor, image_meta=image, numa_topology=None,

@@ -32,13 +32,13 @@ class FakeHost:
 
 def test_recover_render_nodes_from_defined_domains():
     drv = object.__new__(gpu_driver.GPULibvirtDriver)
-    drv.render_nodes = gpu_affinity.RenderNodeTracker()
+    drv._render_nodes = gpu_affinity.RenderNodeTracker()
     drv._host = FakeHost([FakeGuest('a', 'renderD128'),
                           FakeGuest('b', 'renderD128'),
                           FakeGuest('c', 'renderD129'),
                           FakeGuest('d', None)])
     drv._recover_render_nodes()
-    assert drv.render_nodes.counts() == {'renderD128': 2, 'renderD129': 1}
+    assert drv._render_nodes.counts() == {'renderD128': 2, 'renderD129': 1}
 
 
 def test_rewrite_migration_xml_puts_the_destination_choices_in():

@@ -127,7 +127,7 @@ class _Driver:
     """What recover reads: the topology and the defined domains' mdevs."""
 
     def __init__(self, topology, owners):
-        self.gpu_topology = topology
+        self._gpu_host_topology = topology
         self._owners = owners           # mdev uuid -> (instance, parent)
 
     def _get_all_assigned_mediated_devices(self, instance=None):
@@ -185,7 +185,7 @@ def test_recovery_failure_never_stops_the_compute_starting():
         sharing_claims = sharing_claim.SharingClaims()
 
         @property
-        def gpu_topology(self):
+        def _gpu_host_topology(self):
             raise RuntimeError('sysfs went away')
 
     instance = _instance('greedy', {'gpu:min_share_percent': '40'})

@@ -5,6 +5,7 @@ same way the driver loads them.
 """
 
 import collections
+import types
 
 from lxml import etree
 from nova.virt.libvirt import config as vconfig
@@ -116,10 +117,10 @@ def test_options_disable(installed, conf):
 
 
 def _apply_like_the_driver(guest, ctx):
-    """The driver's own loop (``GPULibvirtDriver.apply_tweaks``)."""
-    holder = collections.namedtuple('Driver', 'guest_changes')(
-        collections.OrderedDict())
-    return driver.GPULibvirtDriver.apply_tweaks(holder, guest, ctx)
+    """The driver's own loop (``GPULibvirtDriver._apply_tweaks``)."""
+    holder = types.SimpleNamespace(
+        _gpu_guest_changes=collections.OrderedDict())
+    return driver.GPULibvirtDriver._apply_tweaks(holder, guest, ctx)
 
 
 def test_old_libvirt_skips_only_the_gated_tweak(installed):
