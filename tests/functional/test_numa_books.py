@@ -137,8 +137,8 @@ class UpgradedGuestTest(_NumaBooksBase):
     def test_old_way_guest_gets_its_cell_on_cold_migration(self):
         driver = type(self.compute.driver)
         planner = driver.__dict__['_gpu_numa_plan']
-        self.stub_out('%s.%s._gpu_numa_plan' % (driver.__module__,
-                                               driver.__name__),
+        self.stub_out('%s.%s._gpu_numa_plan' % (
+            driver.__module__, driver.__name__),
                       lambda self, claim: None)
         server = self._boot(self._vgpu(3072, 'required'))
         self.assertEqual('ACTIVE', server['status'])
@@ -148,8 +148,8 @@ class UpgradedGuestTest(_NumaBooksBase):
         self.assertEqual(({1: 3072}, 'strict'), numa_host.guest_commitment(
             self.domain_xml(server)))
         # After the upgrade (the claim hook active) and a cold migration:
-        self.stub_out('%s.%s._gpu_numa_plan' % (driver.__module__,
-                                               driver.__name__),
+        self.stub_out('%s.%s._gpu_numa_plan' % (
+            driver.__module__, driver.__name__),
                       planner)
         HOST.start(self, 'numa-host-2')
         self._run_periodics()
