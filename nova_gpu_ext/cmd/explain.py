@@ -186,6 +186,13 @@ def explain(topology, extra_specs, request, args, conf):
             'The flavor asks for no GPU device and no render node%s: '
             'nova-gpu-ext leaves its placement to Nova.' % (
                 '' if request.enabled else ' (gpu:enabled=false)'))
+        no_effect = specs.no_effect_keys(request, 0)
+        if no_effect:
+            # The compute says the same at INFO for such a build.
+            result['reasons'].append(
+                '%s can have no effect: the guest has no GPU device and no '
+                'render node.' % ', '.join('%s=%s' % (k, extra_specs[k])
+                                           for k in no_effect))
         return result
 
     chosen = None

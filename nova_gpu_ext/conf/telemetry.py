@@ -15,7 +15,8 @@ For each server built here, the driver records how long each phase took:
 request to domain defined, defined to QEMU started, QEMU init (started to
 vCPUs resumed), firmware (resume to the first console output) and the guest
 kernel's first line. Phases are recorded as instance action events
-(``gpu_ext_boot_<phase>``, listed by ``openstack server event show``), one
+(``gpu_ext_boot_<phase>``, listed by ``openstack server event show``; GPU
+guests only, a guest without a GPU gets no database write of ours), one
 INFO log line per build, a line in the local record read by
 ``nova-gpu-ext boot-report``, and a summary in the compute node's stats
 (key ``gpu_ext_boot``). Phases that libvirt does not let the driver see are

@@ -260,6 +260,30 @@ class PlainGuestCallsTest(base.GPUExtTestBase):
         self.assertEqual([], problems, '\n'.join(problems))
 
 
+class NoEffectKeyTest(base.GPUExtTestBase):
+    """A gpu: key that can do nothing for the guest is said once, at INFO,
+    for its build."""
+
+    def test_policy_without_gpu_said_once(self):
+        self.start_compute('our-1', host_info=fakelibvirt.HostInfo(
+            cpu_nodes=2, cpu_sockets=1, cpu_cores=2, cpu_threads=2,
+            kB_mem=16 * 1024 * 1024))
+        flavor = self._create_flavor(
+            memory_mb=1024, vcpu=2,
+            extra_spec={'gpu:numa_affinity_policy': 'required'})
+        server = self._create_server(flavor_id=flavor, networks='none',
+                                     expected_state='ACTIVE')
+        self._reboot_server(server, hard=True)
+        lines = [line for line in self.stdlog.logger.output.splitlines()
+                 if 'had no effect' in line]
+        self.assertEqual(1, len(lines), lines)
+        self.assertIn('INFO', lines[0])
+        self.assertIn('gpu:numa_affinity_policy=required had no effect: '
+                      'the guest has no GPU device and no render node',
+                      lines[0])
+        self.assertIn(server['id'], lines[0])
+
+
 class NoGPUComputeStartTest(base.GPUExtTestBase):
     """A compute with no GPU starts as upstream's does."""
 
