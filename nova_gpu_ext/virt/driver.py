@@ -208,7 +208,10 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
                           disk_info, *args, **kwargs):
         guest = super()._get_guest_config(
             instance, network_info, image_meta, disk_info, *args, **kwargs)
-        if not gate.is_candidate(instance, mdevs=kwargs.get('mdevs')):
+        # _get_guest_xml passes everything by position: rescue,
+        # block_device_info, context, mdevs, ...
+        mdevs = kwargs.get('mdevs', args[3] if len(args) > 3 else None)
+        if not gate.is_candidate(instance, mdevs=mdevs):
             return guest
         return gate.guarded('guest config', instance, guest,
                             guest_config.change, self, guest, instance,

@@ -24,8 +24,11 @@ conductor and the scheduler are the same code for both pairs, and their
 polling depends on timing). Each operation must make exactly the same
 calls on our pair as on upstream's.
 
-A compute with no GPU is started on each driver as well: ours may do one
-discovery of the host (sysfs), and nothing else upstream does not.
+A compute with no GPU is started on each driver as well, and its resource
+update run twice: ours may do one discovery of the host (sysfs) per update,
+publish its trait and the (empty) host summary in the compute node's stats
+(one more save of the compute node's row at most), and makes no libvirt
+call upstream does not (no per-domain work).
 """
 
 import builtins
@@ -34,6 +37,7 @@ import re
 import sys
 import threading
 import time
+from unittest import mock
 
 import fixtures
 from nova.tests.fixtures import libvirt as fakelibvirt
@@ -271,9 +275,12 @@ class NoEffectKeyTest(base.GPUExtTestBase):
         flavor = self._create_flavor(
             memory_mb=1024, vcpu=2,
             extra_spec={'gpu:numa_affinity_policy': 'required'})
-        server = self._create_server(flavor_id=flavor, networks='none',
-                                     expected_state='ACTIVE')
-        self._reboot_server(server, hard=True)
+        from nova_gpu_ext.virt import guest_config
+        with mock.patch.object(guest_config.LOG, 'info',
+                               wraps=guest_config.LOG.info) as info:
+            server = self._create_server(flavor_id=flavor, networks='none',
+                                         expected_state='ACTIVE')
+            self._reboot_server(server, hard=True)
         lines = [line for line in self.stdlog.logger.output.splitlines()
                  if 'had no effect' in line]
         self.assertEqual(1, len(lines), lines)
@@ -281,7 +288,9 @@ class NoEffectKeyTest(base.GPUExtTestBase):
         self.assertIn('gpu:numa_affinity_policy=required had no effect: '
                       'the guest has no GPU device and no render node',
                       lines[0])
-        self.assertIn(server['id'], lines[0])
+        said = [c for c in info.call_args_list if 'no effect' in c[0][0]]
+        self.assertEqual([server['id']],
+                         [c[1]['instance'].uuid for c in said])
 
 
 class NoGPUComputeStartTest(base.GPUExtTestBase):
@@ -318,8 +327,13 @@ class NoGPUComputeStartTest(base.GPUExtTestBase):
             for k, v in raw.items():
                 merged[(k[0], 'UPDATE compute_nodes' if k[1].startswith(
                     'UPDATE compute_nodes SET') else k[1])] += v
-        # What ours publishes once: the driver's trait.
-        published = {('placement', 'PUT /traits/CUSTOM_GPU_EXT')}
+        # What ours publishes: the driver's trait (once) and the host
+        # summary in the compute node's stats, whose change the resource
+        # tracker saves (one compute node save at most).
+        published = {('placement', 'PUT /traits/CUSTOM_GPU_EXT'),
+                     ('sql', 'BEGIN'), ('sql', 'UPDATE compute_nodes'),
+                     ('sql', 'SELECT compute_nodes.id AS compute_nodes_id, '
+                      'compute_nodes.service_id AS compute_nodes_ser')}
         extra = {k for k in set(ours) | set(upstream)
                  if ours[k] != upstream[k] and k[0] != 'sysfs'}
         self.assertLessEqual(extra, published, diff(upstream, ours))

@@ -57,9 +57,14 @@ def _watch(tmp_path, monkeypatch, proc):
     return watch, records, looks
 
 
-def _qemu():
-    return subprocess.Popen([sys.executable, '-c',
+@pytest.fixture
+def qemu():
+    """A process standing for the guest's QEMU."""
+    proc = subprocess.Popen([sys.executable, '-c',
                              'import time; time.sleep(60)'])
+    yield proc
+    proc.kill()
+    proc.wait()
 
 
 def _assert_recorded_at_once(tmp_path, watch, records, since):
@@ -78,53 +83,38 @@ def _assert_recorded_at_once(tmp_path, watch, records, since):
                 if t.name == 'gpu-ext-boot-%s' % UUID[:8]]
 
 
-def test_guest_destroyed_before_its_first_line(tmp_path, monkeypatch):
-    proc = _qemu()
-    try:
-        watch, records, looks = _watch(tmp_path, monkeypatch, proc)
-        assert watch.thread is not None and watch.thread.is_alive()
-        time.sleep(0.5)
-        assert not records
-        # Nothing happened: the console was looked at once, not polled.
-        assert len(looks) <= 2
-        proc.kill()
-        proc.wait()
-        _assert_recorded_at_once(tmp_path, watch, records, time.monotonic())
-    finally:
-        proc.kill()
-        proc.wait()
+def test_guest_destroyed_before_its_first_line(tmp_path, monkeypatch,
+                                               qemu):
+    watch, records, looks = _watch(tmp_path, monkeypatch, qemu)
+    assert watch.thread is not None and watch.thread.is_alive()
+    time.sleep(0.5)
+    assert not records
+    # Nothing happened: the console was looked at once, not polled.
+    assert len(looks) <= 2
+    qemu.kill()
+    qemu.wait()
+    _assert_recorded_at_once(tmp_path, watch, records, time.monotonic())
 
 
-def test_cleanup_of_the_guest_ends_its_watch(tmp_path, monkeypatch):
-    proc = _qemu()
-    try:
-        watch, records, _ = _watch(tmp_path, monkeypatch, proc)
-        time.sleep(0.2)
-        assert watch.thread.is_alive()
-        boot_telemetry.stop_watch(UUID)
-        _assert_recorded_at_once(tmp_path, watch, records, time.monotonic())
-    finally:
-        proc.kill()
-        proc.wait()
+def test_cleanup_of_the_guest_ends_its_watch(tmp_path, monkeypatch, qemu):
+    watch, records, _ = _watch(tmp_path, monkeypatch, qemu)
+    time.sleep(0.2)
+    assert watch.thread.is_alive()
+    boot_telemetry.stop_watch(UUID)
+    _assert_recorded_at_once(tmp_path, watch, records, time.monotonic())
 
 
-def test_console_growth_wakes_the_watch(tmp_path, monkeypatch):
-    proc = _qemu()
-    try:
-        watch, records, looks = _watch(tmp_path, monkeypatch, proc)
-        time.sleep(0.3)
-        with open(tmp_path / 'console.log', 'ab') as f:
-            f.write(b'Linux version 6.1.0-28-cloud-amd64 (gcc)\r\n')
-        watch.thread.join(2)
-        assert not watch.thread.is_alive()
-        assert records == [watch]
-        assert watch.kernel_line == 'Linux version 6.1.0-28-cloud-amd64 ' \
-            '(gcc)'
-        # Woken by the write, not by a timer.
-        assert len(looks) <= 4
-    finally:
-        proc.kill()
-        proc.wait()
+def test_console_growth_wakes_the_watch(tmp_path, monkeypatch, qemu):
+    watch, records, looks = _watch(tmp_path, monkeypatch, qemu)
+    time.sleep(0.3)
+    with open(tmp_path / 'console.log', 'ab') as f:
+        f.write(b'Linux version 6.1.0-28-cloud-amd64 (gcc)\r\n')
+    watch.thread.join(2)
+    assert not watch.thread.is_alive()
+    assert records == [watch]
+    assert watch.kernel_line == 'Linux version 6.1.0-28-cloud-amd64 (gcc)'
+    # Woken by the write, not by a timer.
+    assert len(looks) <= 4
 
 
 @pytest.fixture(autouse=True)
