@@ -21,6 +21,7 @@ from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.core import summary_compat
 from nova_gpu_ext.core import affinity
+from nova_gpu_ext.nova_glue import wraps
 from nova_gpu_ext.scheduler import numa_candidates
 from nova_gpu_ext.scheduler import numa_consume
 from nova_gpu_ext.scheduler import request as sched_request
@@ -30,7 +31,13 @@ from nova_gpu_ext.scheduler import weighers
 LOG = logging.getLogger(__name__)
 CONF = gpu_conf.CONF
 
-numa_consume.install()
+
+def install_wraps():
+    """The scheduler's wraps of Nova internals (idempotent): our filters
+    install them when Nova's scheduler creates them, never at import."""
+    wraps.install_scheduler(gpu_usage.record_candidates,
+                            gpu_usage.record_claim,
+                            numa_candidates.fitted_for, numa_consume.consume)
 
 
 class GPUExtHostFilter(filters.BaseHostFilter):
@@ -44,6 +51,10 @@ class GPUExtHostFilter(filters.BaseHostFilter):
 
     run_filter_once_per_request = False
     RUN_ON_REBUILD = False
+
+    def __init__(self):
+        super().__init__()
+        install_wraps()
 
     def host_passes(self, host_state, spec_obj):
         if not CONF.gpu_ext.enabled:
@@ -76,6 +87,10 @@ class GPUPlacementFilter(filters.BaseHostFilter,
 
     run_filter_once_per_request = False
     RUN_ON_REBUILD = False
+
+    def __init__(self):
+        super().__init__()
+        install_wraps()
 
     def host_passes(self, host_state, spec_obj):
         if not CONF.gpu_ext.enabled:
