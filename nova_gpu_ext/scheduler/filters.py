@@ -27,6 +27,8 @@ from nova_gpu_ext.scheduler import numa_consume
 from nova_gpu_ext.scheduler import request as sched_request
 from nova_gpu_ext.scheduler import usage as gpu_usage
 from nova_gpu_ext.scheduler import weighers
+from nova_gpu_ext.core import decide
+from nova_gpu_ext.virt import domcaps
 
 LOG = logging.getLogger(__name__)
 CONF = gpu_conf.CONF
@@ -136,7 +138,6 @@ class GPUPlacementFilter(filters.BaseHostFilter,
 
     def _decide(self, host_state, spec_obj, request, needs, nodes, summary):
         """Gather the host's facts, ask :func:`decide.decide`, apply it."""
-        from nova_gpu_ext.core import decide
         by_provider = sched_request.gpus_by_provider(summary)
         used_by = {}
         gpus = {}
@@ -156,7 +157,6 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         limit = CONF.gpu_ext.render_node_max_guests
         usable, missing = [], []
         if request.wants_render_node:
-            from nova_gpu_ext.virt import domcaps
             why = domcaps.refusal(summary.get('gl'))
             if why:
                 self._log_refusal(host_state, [why])

@@ -61,6 +61,7 @@ from nova_gpu_ext.virt import operations
 from nova_gpu_ext.virt import pci_traits
 from nova_gpu_ext.virt import sharing_claim
 from nova_gpu_ext.virt import startup
+from nova_gpu_ext.conf import sharing as sharing_conf
 
 LOG = logging.getLogger(__name__)
 CONF = gpu_conf.CONF
@@ -183,7 +184,6 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
     def _check_sharing(self, guest, instance, request):
         """Claim the guest's shared GPUs (time-slice bound, min shares) or
         refuse the build so it reschedules (:mod:`sharing_claim`)."""
-        from nova_gpu_ext.conf import sharing as sharing_conf
         return self.sharing_claims.admit(
             self, guest, instance, request,
             lambda type_name: sharing_conf.profile_for(CONF, type_name),

@@ -39,6 +39,7 @@ from nova_gpu_ext.nova_glue import numa_fit
 from nova_gpu_ext.nova_glue import request_inputs
 from nova_gpu_ext.core import spec as specs
 from nova_gpu_ext.core import numa_books
+from nova_gpu_ext.virt import domcaps
 
 LOG = logging.getLogger(__name__)
 CONF = gpu_conf.CONF
@@ -132,7 +133,6 @@ def render_nodes_with_room(driver, instance_uuid):
     """Nodes of this host's present render nodes that can take the guest
     (:func:`numa_books.render_nodes_with_room`), from the driver's render
     node ledger and ``[gpu_ext] render_node_max_guests``."""
-    from nova_gpu_ext.virt import domcaps
     topology = domcaps.with_present_render_nodes(driver,
                                                  driver.gpu_topology)
     tracker = driver.render_nodes
