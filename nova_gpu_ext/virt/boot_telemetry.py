@@ -34,9 +34,12 @@ import time
 
 from lxml import etree
 from oslo_log import log as logging
+from nova.compute import task_states
+from nova import objects
 
 from nova_gpu_ext.core import boot_stats
 from nova_gpu_ext import conf as gpu_conf
+from nova_gpu_ext.virt import gate
 
 LOG = logging.getLogger(__name__)
 CONF = gpu_conf.CONF
@@ -350,8 +353,6 @@ def create_guest(driver, create, context, xml, instance, *args, **kwargs):
     loaded fields): no libvirt call of ours. A guest that is not a GPU
     guest (:mod:`.gate`) gets its INFO line and local record, and no
     instance action events (no database call of ours)."""
-    from nova.compute import task_states
-    from nova_gpu_ext.virt import gate
     if not CONF.gpu_ext.boot_telemetry or \
             gate.field(instance, 'task_state') != task_states.SPAWNING or \
             gate.uuid_of(instance) is None:
@@ -421,7 +422,6 @@ def report(driver, context, instance, watch, events=True, gpu=None):
 
 
 def _report(driver, context, instance, watch, events, gpu):
-    from nova import objects
     phases = watch.phases()
     phases_ms = watch.phases_ms()
     host = CONF.host
@@ -447,7 +447,6 @@ def _report(driver, context, instance, watch, events, gpu):
                       EVENT_PREFIX + name, exc_info=True, instance=instance)
     LOG.info('Boot phases: %s', describe(phases_ms, watch.kernel_line),
              instance=instance)
-    from nova_gpu_ext.virt import gate
     flavor = gate.field(instance, 'flavor')
     if gpu is None:
         gpu = gate.is_candidate(instance)

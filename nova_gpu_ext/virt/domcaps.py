@@ -34,6 +34,10 @@ from typing import Optional
 
 from lxml import etree
 from oslo_log import log as logging
+import nova.conf
+from nova.objects import fields
+
+from nova_gpu_ext.virt import operations
 
 LOG = logging.getLogger(__name__)
 
@@ -86,8 +90,6 @@ def traits(gl: Optional[dict]) -> set:
 
 def host_gl(driver) -> Optional[dict]:
     """The GL facts of the driver's host (its arch and virt type)."""
-    import nova.conf
-    from nova.objects import fields
     conf = nova.conf.CONF
     try:
         connection = driver._host.get_connection()
@@ -97,13 +99,27 @@ def host_gl(driver) -> Optional[dict]:
                 conf.libvirt.virt_type)
 
 
+#: The driver has not asked libvirt its domain capabilities yet.
+NOT_READ = object()
+
+
+def gl(driver):
+    """The host's GL facts (:func:`host_gl`), asked once per
+    process and only on a host with render nodes (None otherwise): the
+    QEMU binary's capabilities do not change under a running compute,
+    which upstream's ``Host`` caches for the same reason."""
+    if getattr(driver, '_gpu_gl', NOT_READ) is NOT_READ:
+        topology = driver._gpu_host_topology
+        driver._gpu_gl = host_gl(driver) if \
+            topology.render_nodes else None
+    return driver._gpu_gl
+
+
 def check_render_node_host(driver, instance):
     """Refuse (reschedule) a render-node guest on a host without GL."""
-    from nova_gpu_ext.virt import gpu_affinity
-    from nova_gpu_ext.virt import host_report
-    why = refusal(host_report.gl(driver))
+    why = refusal(gl(driver))
     if why:
-        raise gpu_affinity.Refused(reason='render node: %s' % why)
+        raise operations.Refused(reason='render node: %s' % why)
 
 
 def device_exists(driver, path: str) -> bool:

@@ -23,6 +23,7 @@ undo something of ours (release a render node, a sharing claim, a mark)
 asks its own books by UUID (:func:`uuid_of`), which costs a dict lookup.
 """
 
+from nova import exception
 from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
@@ -105,12 +106,12 @@ def is_candidate(instance, flavor=None, mdevs=None):
 
 def guarded(what, instance, fallback, function, *args, **kwargs):
     """``function(*args, **kwargs)``, or ``fallback`` when it fails with an
-    error of ours (logged): upstream's result stands. ``Refused`` (a GPU
-    rule that cannot hold on a new claim) passes: it reschedules."""
-    from nova_gpu_ext.virt import gpu_affinity
+    error of ours (logged): upstream's result stands.
+    ``ComputeResourcesUnavailable`` (our ``Refused``: a GPU rule that
+    cannot hold on a new claim) passes: Nova reschedules, as for its own."""
     try:
         return function(*args, **kwargs)
-    except gpu_affinity.Refused:
+    except exception.ComputeResourcesUnavailable:
         raise
     except Exception:
         LOG.exception('nova-gpu-ext: %s failed; keeping upstream\'s '

@@ -11,6 +11,7 @@ for no GPU, or ``[gpu_ext] enabled = false``, keeps upstream's config.
 """
 
 from oslo_log import log as logging
+from nova import objects
 
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext.nova_glue import request_inputs
@@ -19,6 +20,7 @@ from nova_gpu_ext.virt import domcaps
 from nova_gpu_ext.virt import gpu_affinity
 from nova_gpu_ext.virt import host_report
 from nova_gpu_ext.virt import operations
+from nova_gpu_ext.virt import guest_devices
 from nova_gpu_ext.virt import tweaks
 
 LOG = logging.getLogger(__name__)
@@ -50,7 +52,6 @@ def gpu_inputs(instance, request, image_meta=None):
     by the image and the ports (see :mod:`nova_gpu_ext.core.inputs`)."""
     if image_meta is None:
         try:
-            from nova import objects
             image_meta = objects.ImageMeta.from_instance(instance)
         except Exception:
             image_meta = None
@@ -72,7 +73,7 @@ def change(driver, guest, instance, image_meta):
     # A GPU guest has a GPU device (or a vGPU, a render node): a NIC alias
     # or a licence class alone keeps upstream's XML.
     gpu_devices = len(
-        gpu_affinity.physical_gpu_addresses(driver, guest, topology))
+        guest_devices.physical_gpu_addresses(driver, guest, topology))
     gpu_guest = specs.gpu_guest(request, gpu_devices)
     _say_no_effect(instance, request, gpu_devices)
     ctx = tweaks.TweakContext(

@@ -18,7 +18,7 @@ from oslo_log import log as logging
 
 from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.virt import domcaps
-from nova_gpu_ext.virt import gpu_affinity
+from nova_gpu_ext.virt import guest_devices
 from nova_gpu_ext.virt import operations
 from nova_gpu_ext.virt import pci_traits
 from nova_gpu_ext.virt import sharing_claim
@@ -29,20 +29,6 @@ LOG = logging.getLogger(__name__)
 DRIVER_TRAIT = 'CUSTOM_GPU_EXT'
 #: Key of the host summary in ComputeNode.stats.
 STATS_KEY = host_facts.STATS_KEY
-#: The driver has not asked libvirt its domain capabilities yet.
-NOT_READ = object()
-
-
-def gl(driver):
-    """The host's GL facts (:func:`domcaps.host_gl`), asked once per
-    process and only on a host with render nodes (None otherwise): the
-    QEMU binary's capabilities do not change under a running compute,
-    which upstream's ``Host`` caches for the same reason."""
-    if getattr(driver, '_gpu_gl', NOT_READ) is NOT_READ:
-        topology = driver._gpu_host_topology
-        driver._gpu_gl = domcaps.host_gl(driver) if \
-            topology.render_nodes else None
-    return driver._gpu_gl
 
 
 def versions(driver):
@@ -85,7 +71,7 @@ def mdevs_in_use_by_parent(driver):
         counts = {}
         for mdev in driver._get_mediated_devices():
             if mdev['uuid'] in assigned:
-                key = gpu_affinity.libvirt_name_to_address(mdev['parent'])
+                key = guest_devices.libvirt_name_to_address(mdev['parent'])
                 counts[key] = counts.get(key, 0) + 1
         return counts
     except Exception:
@@ -122,7 +108,7 @@ def host_summary(driver, topology):
     for render in summary['render_nodes']:
         render['guests'] = counts.get(render['name'], 0)
         render['present'] = domcaps.device_exists(driver, render['path'])
-    summary['gl'] = gl(driver)
+    summary['gl'] = domcaps.gl(driver)
     return summary
 
 
@@ -148,7 +134,7 @@ def update_provider_tree(driver, provider_tree, nodename, enabled):
         for tree in trees:
             tree.remove_traits(nodename, DRIVER_TRAIT)
         return
-    gl_traits = domcaps.traits(gl(driver))
+    gl_traits = domcaps.traits(domcaps.gl(driver))
     for tree in trees:
         tree.add_traits(nodename, DRIVER_TRAIT)
         tree.remove_traits(nodename, *({domcaps.EGL_TRAIT} - gl_traits))

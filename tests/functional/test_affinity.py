@@ -275,7 +275,7 @@ class RenderNodeLiveMigrationTest(base_libvirt.LibvirtMigrationMixin,
         self.assertEqual(('1', 'strict'), numatune_nodes(xml))   # its cell
         self._confirm_resize(server)
         self.assertEqual({}, self.computes['gpu-host-1'].driver
-                         .render_nodes.counts())
+                         ._render_nodes.counts())
 
 
 class DeviceLocalityTest(AffinityTestBase):
