@@ -284,12 +284,17 @@ class BuildWatch:
     def _watch_console(self, path, timeout, pid=None):
         """Block on the console directory's inotify events, QEMU's exit
         (pidfd) and :meth:`stop`; no polling loop."""
-        import select
+        import selectors
         deadline = now() + timeout
         notify = _open_notify(path)
         pidfd = _open_pidfd(pid)
         data = b''
+        # epoll: a busy nova-compute has descriptors above select()'s 1024
+        selector = selectors.DefaultSelector()
         try:
+            for fd in (self._stop_r, notify and notify.fd, pidfd):
+                if fd is not None:
+                    selector.register(fd, selectors.EVENT_READ)
             while True:
                 data, line_done = self._read_console(path, data)
                 if line_done or len(data) >= (1 << 20):
@@ -303,10 +308,7 @@ class BuildWatch:
                     break
                 if notify is None:
                     wait = min(wait, FALLBACK_WAIT)
-                fds = [self._stop_r] + [
-                    fd for fd in (notify and notify.fd, pidfd)
-                    if fd is not None]
-                ready, _, _ = select.select(fds, [], [], wait)
+                ready = [key.fd for key, _ in selector.select(wait)]
                 if notify is not None and notify.fd in ready:
                     notify.drain()
                 if self._stop_r in ready or (
@@ -317,6 +319,7 @@ class BuildWatch:
         except Exception:
             LOG.debug('Console watch of %s failed', path, exc_info=True)
         finally:
+            selector.close()
             for fd in (pidfd, self._stop_r, self._stop_w):
                 if fd is not None:
                     try:
