@@ -25,6 +25,8 @@ SR-IOV vGPU): once it has one, every type it offers shows 0.
 
 import dataclasses
 
+from nova.tests.fixtures import libvirt as fakelibvirt
+
 from nova_gpu_ext.sim import fake_sysfs
 
 NVIDIA = fake_sysfs.NVIDIA
@@ -128,7 +130,6 @@ class Layout:
         return out
 
     def host_info(self):
-        from nova.tests.fixtures import libvirt as fakelibvirt
         return fakelibvirt.HostInfo(
             cpu_nodes=self.nodes, cpu_sockets=1,
             cpu_cores=self.cpus_per_node // 2, cpu_threads=2,
@@ -154,7 +155,6 @@ class LayoutHost:
         """fakelibvirt's ``HostPCIDevicesInfo`` with this layout's devices
         (built once: the connection keeps the same object over restarts)."""
         if self._pci_info is None:
-            from nova.tests.fixtures import libvirt as fakelibvirt
             info = fakelibvirt.HostPCIDevicesInfo(
                 num_pci=0, num_pfs=0, num_vfs=0)
             for fn in self.functions.values():
@@ -236,7 +236,6 @@ def device_class():
     rendering every capability of a :class:`Function`."""
     if _DEVICE_CLASS:
         return _DEVICE_CLASS[0]
-    from nova.tests.fixtures import libvirt as fakelibvirt
 
     class LayoutPCIDevice(fakelibvirt.FakePCIDevice):
         """A node device with every capability its function has."""

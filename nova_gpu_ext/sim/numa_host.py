@@ -15,8 +15,11 @@ the host node its ``<memnode>`` names.
 
 import dataclasses
 
+from nova.tests.fixtures import libvirt as fakelibvirt
+
 from nova_gpu_ext.sim import samplehost
 from nova_gpu_ext.topology import domain_usage
+from nova_gpu_ext.sim import fake_sysfs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +43,6 @@ class NumaHost:
         return self.cores * self.threads
 
     def host_info(self):
-        from nova.tests.fixtures import libvirt as fakelibvirt
         return fakelibvirt.HostInfo(
             cpu_nodes=self.nodes_per_socket, cpu_sockets=self.sockets,
             cpu_cores=self.cores,
@@ -51,7 +53,6 @@ class NumaHost:
         return samplehost.pci_info(self.gpus)
 
     def write_sysfs(self, root):
-        from nova_gpu_ext.sim import fake_sysfs
         per = self.cpus_per_node
         return fake_sysfs.build_from_description(
             root,

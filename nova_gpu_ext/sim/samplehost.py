@@ -15,6 +15,8 @@ import dataclasses
 
 from oslo_serialization import jsonutils
 
+from nova_gpu_ext.sim import fake_sysfs
+
 DESCRIPTION = ('2 sockets / 2 NUMA nodes, per node: 1 vGPU-capable GPU '
                '(mdev), 1 passthrough GPU, 1 host GPU with a render node')
 
@@ -80,6 +82,8 @@ MEMORY_MB_PER_NODE = 16384
 
 
 def host_info():
+    # Lazy: the CLI's sample hosts (--sample) use this module without
+    # Nova's test fixtures.
     from nova.tests.fixtures import libvirt as fakelibvirt
     return fakelibvirt.HostInfo(
         cpu_nodes=NODES, cpu_sockets=1, cpu_cores=CPUS_PER_NODE // 2,
@@ -88,6 +92,8 @@ def host_info():
 
 def pci_info(gpus=GPUS):
     """fakelibvirt's view of the GPUs."""
+    # Lazy: the CLI's sample hosts (--sample) use this module without
+    # Nova's test fixtures.
     from nova.tests.fixtures import libvirt as fakelibvirt
     info = fakelibvirt.HostPCIDevicesInfo(num_pci=0, num_pfs=0, num_vfs=0)
     for i, gpu in enumerate(gpus):
@@ -103,7 +109,6 @@ def pci_info(gpus=GPUS):
 
 def write_sysfs(root, gpus=GPUS, dev_root=None):
     """The same host as a fake sysfs tree under ``root``."""
-    from nova_gpu_ext.sim import fake_sysfs
     return fake_sysfs.build_from_description(
         root, dev_root=dev_root,
         nodes=[dict(id=n, socket=n,
@@ -120,6 +125,8 @@ def write_sysfs(root, gpus=GPUS, dev_root=None):
 
 def configure(test):
     """Nova options for the sample host: PCI alias, vGPU type."""
+    # Lazy: the CLI's sample hosts (--sample) use this module without
+    # Nova's test fixtures.
     from nova.tests.fixtures import libvirt as fakelibvirt
     spec = {'vendor_id': GPU_VENDOR, 'product_id': PASSTHROUGH_PRODUCT}
     test.flags(device_spec=[jsonutils.dumps(spec)],
@@ -152,9 +159,8 @@ def start_hosts(test, cpu_host=True):
 
 def start_upstream_twin(test):
     """The same hardware with upstream's driver, for XML comparisons."""
-    from nova_gpu_ext.sim import harness
     return test.start_compute(
-        'upstream-twin', driver=harness.UPSTREAM_DRIVER,
+        'upstream-twin', driver=test.UPSTREAM_DRIVER,
         host_info=host_info(), pci_info=pci_info(),
         libvirt_version=test.FAKE_LIBVIRT_VERSION,
         qemu_version=test.FAKE_QEMU_VERSION)
