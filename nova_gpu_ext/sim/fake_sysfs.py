@@ -325,25 +325,3 @@ class FakeSysfs:
 
 
 # -- sample hosts -------------------------------------------------------------
-
-
-def build_from_description(root, nodes, gpus, dev_root=None):
-    """A host from a plain description (used by the demo's sample host).
-
-    ``nodes``: [{id, socket, cpus, memory_mb}]; ``gpus``: [{address, vendor
-    (hex str), device (hex str), numa_node, driver, mdev_types {type:
-    instances}, render_node (e.g. 'renderD128') or None}].
-    """
-    fs = FakeSysfs(root, dev_root)
-    for node in nodes:
-        fs.add_node(node['id'], node['cpus'], node['memory_mb'],
-                    socket=node['socket'])
-    for i, gpu in enumerate(gpus):
-        fs.add_gpu(gpu['address'], int(gpu['vendor'], 16),
-                   int(gpu['device'], 16), gpu['numa_node'], gpu['driver'],
-                   iommu_group=40 + i)
-        for type_name, count in (gpu.get('mdev_types') or {}).items():
-            fs.add_mdev_type(gpu['address'], type_name, type_name, count)
-        if gpu.get('render_node'):
-            fs.add_drm(gpu['render_node'], gpu['address'])
-    return fs

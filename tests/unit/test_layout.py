@@ -1,4 +1,4 @@
-"""The layout rules import-linter cannot see (doc/source/contributor/layout.rst).
+"""Layout rules import-linter cannot see (doc/source/contributor/layout.rst).
 
 ``tox -e pep8`` checks the imports (``.importlinter``) and the core's types
 (``mypy --strict``); here: the core opens no file and runs nothing, modules
