@@ -34,12 +34,9 @@ import time
 
 from lxml import etree
 from oslo_log import log as logging
-from nova.compute import task_states
-from nova import objects
 
 from nova_gpu_ext.core import boot_stats
 from nova_gpu_ext import conf as gpu_conf
-from nova_gpu_ext.virt import gate
 
 LOG = logging.getLogger(__name__)
 CONF = gpu_conf.CONF
@@ -356,6 +353,11 @@ def create_guest(driver, create, context, xml, instance, *args, **kwargs):
     loaded fields): no libvirt call of ours. A guest that is not a GPU
     guest (:mod:`.gate`) gets its INFO line and local record, and no
     instance action events (no database call of ours)."""
+    # Lazy (here and below): ``nova-gpu-ext boot-report`` reads the records
+    # through this module; Nova's objects (and eventlet with them) are
+    # loaded only in nova-compute.
+    from nova.compute import task_states
+    from nova_gpu_ext.virt import gate
     if not CONF.gpu_ext.boot_telemetry or \
             gate.field(instance, 'task_state') != task_states.SPAWNING or \
             gate.uuid_of(instance) is None:
@@ -439,6 +441,7 @@ def _report(driver, context, instance, watch, events, gpu):
         start_mark, end_mark = [p[1:3] for p in boot_stats.PHASES
                                 if p[0] == name][0]
         try:
+            from nova import objects
             event = objects.InstanceActionEvent(
                 context=context, event=EVENT_PREFIX + name,
                 start_time=watch.wall(start_mark),
@@ -450,6 +453,7 @@ def _report(driver, context, instance, watch, events, gpu):
                       EVENT_PREFIX + name, exc_info=True, instance=instance)
     LOG.info('Boot phases: %s', describe(phases_ms, watch.kernel_line),
              instance=instance)
+    from nova_gpu_ext.virt import gate
     flavor = gate.field(instance, 'flavor')
     if gpu is None:
         gpu = gate.is_candidate(instance)
