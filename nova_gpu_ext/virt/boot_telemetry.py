@@ -32,11 +32,11 @@ import re
 import threading
 import time
 
-from lxml import etree
 from oslo_log import log as logging
 
 from nova_gpu_ext.core import boot_stats
 from nova_gpu_ext import conf as gpu_conf
+from nova_gpu_ext.virt import console_watch
 
 LOG = logging.getLogger(__name__)
 CONF = gpu_conf.CONF
@@ -45,13 +45,9 @@ EVENT_PREFIX = 'gpu_ext_boot_'
 STATS_KEY = 'gpu_ext_boot'
 RECORD_FILE = 'boot-phases.jsonl'
 RECORD_KEEP = 1000
-#: libvirt's pidfile directories of qemu:///system
-PID_DIRS = ('/run/libvirt/qemu', '/var/run/libvirt/qemu')
 #: the first thing a Linux kernel prints on the serial console
 KERNEL_FIRST = re.compile(rb'early console in setup code|Probing EDD|'
                           rb'Decompressing Linux|Linux version')
-#: without inotify (not Linux): how often the console file is looked at
-FALLBACK_WAIT = 0.25
 #: how long the kernel's first line may take to end, once it started
 LINE_WAIT = 1.0
 _record_lock = threading.Lock()
@@ -68,85 +64,10 @@ def now():
         return time.monotonic()
 
 
-def qemu_start_time(name, uuid, pid_dirs=PID_DIRS, proc='/proc'):
-    """Start time (boot clock) of the domain's QEMU process, or None."""
-    return qemu_process(name, uuid, pid_dirs, proc)[1]
-
-
-def qemu_process(name, uuid, pid_dirs=PID_DIRS, proc='/proc'):
-    """(pid, start time on the boot clock) of the domain's QEMU process, or
-    (None, None)."""
-    for pid_dir in pid_dirs:
-        try:
-            with open(os.path.join(pid_dir, '%s.pid' % name)) as f:
-                pid = int(f.read().strip())
-            with open(os.path.join(proc, str(pid), 'cmdline'), 'rb') as f:
-                if uuid.encode() not in f.read():
-                    continue  # a stale pidfile or another domain
-            with open(os.path.join(proc, str(pid), 'stat')) as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-            return pid, int(fields[19]) / float(os.sysconf('SC_CLK_TCK'))
-        except (OSError, ValueError, IndexError):
-            continue
-    return None, None
-
-
-def domain_name(xml):
-    """The ``<name>`` of a domain XML, or None (no libvirt call)."""
-    try:
-        root = etree.fromstring(xml.encode() if isinstance(xml, str)
-                                else xml)
-        return root.findtext('./name')
-    except Exception:
-        return None
-
-
-class _Inotify:
-    """The console log's directory, watched through inotify(7): the
-    watcher blocks until a file there is written, created or closed."""
-
-    MASK = 0x2 | 0x8 | 0x80 | 0x100   # MODIFY, CLOSE_WRITE, MOVED_TO, CREATE
-
-    def __init__(self, path):
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        self.fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-        if self.fd < 0:
-            raise OSError(ctypes.get_errno(), 'inotify_init1')
-        directory = os.path.dirname(os.path.abspath(path))
-        if libc.inotify_add_watch(self.fd, directory.encode(),
-                                  self.MASK) < 0:
-            os.close(self.fd)
-            raise OSError(ctypes.get_errno(), 'inotify_add_watch')
-
-    def drain(self):
-        try:
-            while os.read(self.fd, 65536):
-                pass
-        except OSError:
-            pass
-
-    def close(self):
-        os.close(self.fd)
-
-
-def _open_notify(path):
-    try:
-        return _Inotify(path)
-    except Exception:
-        LOG.debug('No inotify for %s; the console is looked at every %.2f '
-                  's', path, FALLBACK_WAIT, exc_info=True)
-        return None
-
-
-def _open_pidfd(pid):
-    """A descriptor that becomes readable when QEMU exits, or None."""
-    if pid is None or not hasattr(os, 'pidfd_open'):
-        return None
-    try:
-        return os.pidfd_open(pid)
-    except OSError:
-        return None
+qemu_start_time = console_watch.qemu_start_time
+qemu_process = console_watch.qemu_process
+console_log_path = console_watch.console_log_path
+domain_name = console_watch.domain_name
 
 
 def stop_watch(instance_uuid):
@@ -164,23 +85,6 @@ def watching():
     """UUIDs of the guests whose console is watched (for tests)."""
     with _watching_lock:
         return set(_watching)
-
-
-def console_log_path(xml):
-    """The console log file libvirt writes for this domain, or None."""
-    try:
-        root = etree.fromstring(xml.encode() if isinstance(xml, str)
-                                else xml)
-    except Exception:
-        return None
-    for query in ('./devices/serial/log', './devices/console/log'):
-        for el in root.iterfind(query):
-            if el.get('file'):
-                return el.get('file')
-    for el in root.iterfind("./devices/serial[@type='file']/source"):
-        if el.get('path'):
-            return el.get('path')
-    return None
 
 
 class BuildWatch:
@@ -203,6 +107,7 @@ class BuildWatch:
         self._report_lock = threading.Lock()
         self.thread = None
         self._stop_r = self._stop_w = None
+        self._stopped = False
 
     def mark(self, name, when=None):
         self.marks[name] = now() if when is None else when
@@ -247,6 +152,7 @@ class BuildWatch:
 
     def stop(self):
         """End the watch now (the guest was destroyed)."""
+        self._stopped = True
         if self._stop_w is not None:
             try:
                 os.write(self._stop_w, b'x')
@@ -281,17 +187,11 @@ class BuildWatch:
     def _watch_console(self, path, timeout, pid=None):
         """Block on the console directory's inotify events, QEMU's exit
         (pidfd) and :meth:`stop`; no polling loop."""
-        import selectors
         deadline = now() + timeout
-        notify = _open_notify(path)
-        pidfd = _open_pidfd(pid)
+        waiter = console_watch.Waiter(
+            path, pid, self._stop_r, lambda: self._stopped)
         data = b''
-        # epoll: a busy nova-compute has descriptors above select()'s 1024
-        selector = selectors.DefaultSelector()
         try:
-            for fd in (self._stop_r, notify and notify.fd, pidfd):
-                if fd is not None:
-                    selector.register(fd, selectors.EVENT_READ)
             while True:
                 data, line_done = self._read_console(path, data)
                 if line_done or len(data) >= (1 << 20):
@@ -303,29 +203,20 @@ class BuildWatch:
                 wait = until - now()
                 if wait <= 0:
                     break
-                if notify is None:
-                    wait = min(wait, FALLBACK_WAIT)
-                ready = [key.fd for key, _ in selector.select(wait)]
-                if notify is not None and notify.fd in ready:
-                    notify.drain()
-                if self._stop_r in ready or (
-                        pidfd is not None and pidfd in ready):
+                if waiter.wait(wait):
                     # The guest is gone: what it printed is all there is.
                     data, _ = self._read_console(path, data)
                     break
         except Exception:
             LOG.debug('Console watch of %s failed', path, exc_info=True)
         finally:
-            selector.close()
-            for fd in (pidfd, self._stop_r, self._stop_w):
-                if fd is not None:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
+            waiter.close()
+            for fd in (self._stop_r, self._stop_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
             self._stop_w = None
-            if notify is not None:
-                notify.close()
             with _watching_lock:
                 if _watching.get(self.uuid) is self:
                     del _watching[self.uuid]
@@ -417,16 +308,7 @@ def describe(phases_ms, kernel_line=None):
 
 
 def report(driver, context, instance, watch, events=True, gpu=None):
-    """Events (``events``), one INFO line, the local record and the stats
-    summary; never raises."""
-    try:
-        _report(driver, context, instance, watch, events, gpu)
-    except Exception:
-        LOG.warning('Cannot record the boot phases', exc_info=True,
-                    instance=instance)
-
-
-def _report(driver, context, instance, watch, events, gpu):
+    """Events (if ``events``), an INFO line, the record, the stats."""
     phases = watch.phases()
     phases_ms = watch.phases_ms()
     host = CONF.host

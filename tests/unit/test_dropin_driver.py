@@ -2,8 +2,8 @@
 
 Instances and migrations are built as Nova's own unit tests build them:
 ``objects.Instance(uuid=...)`` without a context (orphaned: a lazy load
-raises ``OrphanedObjectError``), objects with no field set, and Nova's
-``fake_instance_obj``. Upstream's method is replaced by one returning a
+raises ``OrphanedObjectError``), objects with no field set, and a loaded
+instance with a context. Upstream's method is replaced by one returning a
 sentinel; our override must hand that sentinel back, raise nothing of its
 own, and read nothing more from the database (``Instance.get_by_uuid``).
 The same holds, with errors of ours logged, for a GPU flavor on objects
@@ -18,7 +18,6 @@ from unittest import mock
 from nova import context as nova_context
 from nova import objects
 from nova.objects import migrate_data as migrate_data_obj
-from nova.tests.unit import fake_instance
 from nova.virt.libvirt import config as vconfig
 from nova.virt.libvirt import driver as libvirt_driver
 from oslo_utils.fixture import uuidsentinel as uuids
@@ -36,8 +35,13 @@ def instances():
     return {
         'orphaned uuid only': lambda: objects.Instance(uuid=uuids.inst),
         'nothing set': lambda: objects.Instance(),
-        'fake_instance_obj': lambda: fake_instance.fake_instance_obj(
-            nova_context.get_admin_context()),
+        # (not Nova's fake_instance_obj: importing nova.tests.unit
+        # monkey-patches the whole test process with eventlet)
+        'loaded, with a context': lambda: objects.Instance(
+            context=nova_context.get_admin_context(), uuid=uuids.inst3,
+            task_state=None, vm_state='active', system_metadata={},
+            flavor=objects.Flavor(extra_specs={}, vcpus=1, memory_mb=512),
+            pci_requests=objects.InstancePCIRequests(requests=[])),
         'orphaned, GPU flavor, nothing else': lambda: objects.Instance(
             flavor=objects.Flavor(extra_specs={'resources:VGPU': '1'},
                                   vcpus=1, memory_mb=512)),
