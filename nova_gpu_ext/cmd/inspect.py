@@ -11,6 +11,7 @@ import json
 import sys
 
 from nova_gpu_ext.cmd import host_source
+from nova_gpu_ext.core import summary as published
 from nova_gpu_ext import model
 from nova_gpu_ext.topology import matrix
 from nova_gpu_ext.topology import summary
@@ -84,7 +85,7 @@ def to_json(topology, source):
     data['placement_traits'] = {
         str(g.address): sorted(summary.gpu_traits(topology, g))
         for g in topology.physical_gpus()}
-    data['host_summary'] = summary.host_summary(topology)
+    data['host_summary'] = published.from_topology(topology).to_dict()
     from nova_gpu_ext.topology import health
     data['health_problems'] = {
         h.address: [m for _t, m in health.problems(h)]

@@ -36,7 +36,8 @@ def summary(host):
         'nodes': [{'id': n, 'socket': n, 'cpus': 32, 'mem_mb': 131072}
                   for n in (0, 1)],
         'gpus': [{'addr': '0000:%02x:00.0' % (0x3b + 0x10 * g),
-                  'kind': 'mdev_parent', 'node': g // 2, 'socket': g // 2,
+                  'kind': 'mdev_parent', 'node': 2 * g // GPUS,
+                  'socket': 2 * g // GPUS,
                   'vendor': '10de', 'device': '1eb8', 'rp': rp(host, g),
                   'used': 0, 'mdevs': 0, 'mdev_types': {'nvidia-35': 16}}
                  for g in range(GPUS)],
