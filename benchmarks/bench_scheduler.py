@@ -401,6 +401,7 @@ def plot(host_counts, path):
 
 
 def main(argv=None):
+    global GPUS_PER_HOST
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--hosts', default='100,300,1000',
                         help='comma-separated host counts (increasing)')
@@ -415,7 +416,6 @@ def main(argv=None):
                         help='also time the pre-issue-12 filter (one '
                              'placement GET per GPU) up to this many hosts')
     args = parser.parse_args(argv)
-    global GPUS_PER_HOST
     GPUS_PER_HOST = args.gpus
     host_counts = sorted(int(h) for h in args.hosts.split(','))
     result = unittest.TextTestRunner(stream=sys.stderr, verbosity=0).run(
