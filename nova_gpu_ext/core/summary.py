@@ -11,7 +11,7 @@ Versions live here. :data:`VERSION` is what this code publishes; in a
 rolling upgrade the scheduler reads summaries of computes older or newer
 than itself, and a bad one must never crash it nor make it refuse a good
 host. Decoding folds in the compatibility rules (once
-``summary_compat.normalize``):
+``summary_compat.normalize``, now gone):
 
 * keys a version did not publish stay *unknown*, never made up: no
   ``render_nodes`` is ``None`` (unknown), not "none"; only ``nodes`` and
@@ -320,7 +320,7 @@ def from_topology(topology: model.HostTopology) -> HostSummary:
         warnings=len(topology.warnings))
 
 
-# -- the wire format: one table per entry kind ---------------------------------
+# -- the wire format: one table per entry kind --------------------------
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)

@@ -18,8 +18,8 @@ from nova.scheduler import filters
 from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
-from nova_gpu_ext import host_facts
-from nova_gpu_ext.placement import affinity
+from nova_gpu_ext.topology import host_facts
+from nova_gpu_ext.core import affinity
 from nova_gpu_ext.scheduler import numa_candidates
 from nova_gpu_ext.scheduler import numa_consume
 from nova_gpu_ext.scheduler import request as sched_request
@@ -120,7 +120,7 @@ class GPUPlacementFilter(filters.BaseHostFilter,
 
     def _decide(self, host_state, spec_obj, request, needs, nodes, summary):
         """Gather the host's facts, ask :func:`decide.decide`, apply it."""
-        from nova_gpu_ext.placement import decide
+        from nova_gpu_ext.core import decide
         used_by = {}
         gpus = {}
         if request.wants_devices:

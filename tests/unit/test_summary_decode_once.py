@@ -130,8 +130,8 @@ def test_a_new_stats_value_is_decoded_again_the_same_one_is_not():
 
 
 def test_the_request_is_resolved_once_per_request_not_per_host():
-    from nova_gpu_ext import request_inputs
-    from nova_gpu_ext import specs
+    from nova_gpu_ext.nova_glue import request_inputs
+    from nova_gpu_ext.core import spec as specs
     hosts = host_states()
     request = spec(**{'gpu:numa_affinity_policy': 'preferred'})
     with mock.patch.object(specs, 'parse', wraps=specs.parse) as parse, \
@@ -145,7 +145,7 @@ def test_the_request_is_resolved_once_per_request_not_per_host():
 
 def test_a_new_flavor_on_the_same_request_spec_is_parsed_again():
     # A resize reuses the RequestSpec with the new flavor.
-    from nova_gpu_ext import specs
+    from nova_gpu_ext.core import spec as specs
     hosts = host_states()
     request = spec()
     schedule(hosts, request)

@@ -182,7 +182,7 @@ def gpu_facts(entry, tenants, profile_for, resident_min_share=None):
     A MIG-backed vGPU type (``mig_types``) is not time-sliced: its bound is
     the instances the GPU's MIG layout offers, nothing more.
     """
-    from nova_gpu_ext.placement import decide
+    from nova_gpu_ext.core import decide
     common = dict(address=entry.addr, numa_node=entry.node,
                   socket=entry.socket)
     mdev_types = entry.mdev_types or {}
