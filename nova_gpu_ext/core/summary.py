@@ -194,7 +194,8 @@ class HostSummary:
     # -- writing -----------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-able form (the keys the compute publishes)."""
+        """The JSON-able form (the keys the compute publishes; what the
+        reader found, ``partial`` and ``problems``, is not published)."""
         out: dict[str, Any] = {
             'v': self.version,
             'nodes': [_node_dict(n) for n in self.nodes],
@@ -205,8 +206,6 @@ class HostSummary:
         out['warnings'] = self.warnings
         if self.gl is not None:
             out['gl'] = dict(self.gl)
-        if self.partial:
-            out['partial'] = self.partial
         return out
 
     def to_stats(self) -> str:
