@@ -74,10 +74,9 @@ class _RequestView(object):
 
     @staticmethod
     def _key(spec_obj):
-        flavor = getattr(spec_obj, 'flavor', None)
-        return (flavor, getattr(flavor, 'extra_specs', None),
-                request_inputs.field(spec_obj, 'image'),
-                request_inputs.field(spec_obj, 'pci_requests'))
+        flavor = _stored(spec_obj, 'flavor')
+        return (flavor, _stored(flavor, 'extra_specs'),
+                _stored(spec_obj, 'image'), _stored(spec_obj, 'pci_requests'))
 
     def matches(self, spec_obj):
         if id(spec_obj) != self._spec_obj_id:
@@ -86,8 +85,7 @@ class _RequestView(object):
         if any(a is not b for a, b in zip(key, self.key)):
             return False
         # The same dict may have been changed in place.
-        return (getattr(key[0], 'extra_specs', None) or {}) == \
-            self.extra_specs
+        return (key[1] or {}) == self.extra_specs
 
     def resolved(self, spec_obj, default_policy):
         try:
@@ -97,6 +95,18 @@ class _RequestView(object):
         value = self._resolved[default_policy] = _resolve(
             spec_obj, self.request, default_policy)
         return value
+
+
+def _stored(obj, name):
+    """The value an object holds for ``name`` (a versioned object's field,
+    ``_obj_<name>``, or a plain attribute), without lazy-loading: asked
+    for every host, it is only compared by identity."""
+    values = getattr(obj, '__dict__', None) or {}
+    if '_obj_' + name in values:
+        return values['_obj_' + name]
+    if hasattr(obj, 'obj_attr_is_set'):
+        return None                 # an unset field
+    return getattr(obj, name, None)
 
 
 def _request_view(spec_obj):
