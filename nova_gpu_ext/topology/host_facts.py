@@ -16,6 +16,11 @@ from oslo_log import log as logging
 
 from nova_gpu_ext.core import summary as host_summary_core
 from nova_gpu_ext import model
+from nova_gpu_ext.topology import discover as discovery
+from nova_gpu_ext.topology import paths
+from nova_gpu_ext.topology import health
+from nova_gpu_ext.topology import summary
+from nova_gpu_ext.core import decide
 
 LOG = logging.getLogger(__name__)
 
@@ -27,8 +32,6 @@ EMPTY_HOST = model.HostTopology(numa_nodes=(), gpus=())
 
 def discover(sysfs_root, dev_root='/dev', previous=None):
     """Discover the host's topology; on any failure keep what we knew."""
-    from nova_gpu_ext.topology import discover as discovery
-    from nova_gpu_ext.topology import paths
     try:
         topology = discovery.discover_host(
             paths.SysfsPaths(sysfs_root, dev_root=dev_root),
@@ -44,7 +47,6 @@ def discover(sysfs_root, dev_root='/dev', previous=None):
 def log_changes(previous, topology):
     """Log GPU health problems and unknown NUMA nodes once, when they
     change (discovery runs on every resource update)."""
-    from nova_gpu_ext.topology import health
     for address, new, cleared in health.changes(
             previous.health if previous is not None else (),
             topology.health):
@@ -83,7 +85,6 @@ def provider_traits(topology, nodename):
     such VF an mdev parent with its own provider), get the GPU's traits;
     the caller sets them only on providers that exist.
     """
-    from nova_gpu_ext.topology import summary
     out = {}
     for gpu in topology.gpus:
         if gpu.kind is model.GPUKind.VF and not gpu.mdev_types:
@@ -95,7 +96,6 @@ def provider_traits(topology, nodename):
             out[name] = traits
     # A GPU that vanished or failed is no longer discovered; its provider
     # (while Nova keeps it) says so.
-    from nova_gpu_ext.topology import health
     for entry in topology.health:
         if topology.gpu(entry.address) is None and health.traits(entry):
             address = model.PCIAddress.parse(entry.address)
@@ -182,7 +182,6 @@ def gpu_facts(entry, tenants, profile_for, resident_min_share=None):
     A MIG-backed vGPU type (``mig_types``) is not time-sliced: its bound is
     the instances the GPU's MIG layout offers, nothing more.
     """
-    from nova_gpu_ext.core import decide
     common = dict(address=entry.addr, numa_node=entry.node,
                   socket=entry.socket)
     mdev_types = entry.mdev_types or {}

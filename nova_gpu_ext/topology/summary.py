@@ -11,6 +11,7 @@ in the compute node's ``stats``, is :mod:`nova_gpu_ext.core.summary`.
 import re
 
 from nova_gpu_ext import model
+from nova_gpu_ext.topology import health
 
 NUMA_TRAIT = 'CUSTOM_GPU_NUMA_NODE_%d'
 SOCKET_TRAIT = 'CUSTOM_GPU_SOCKET_%d'
@@ -40,5 +41,4 @@ def gpu_traits(topology: model.HostTopology, gpu: model.GPU) -> set[str]:
 def health_traits(topology: model.HostTopology, gpu: model.GPU) -> set[str]:
     """``CUSTOM_GPU_LINK_DEGRADED`` etc. (see :mod:`.health`); a VF has
     its PF's."""
-    from nova_gpu_ext.topology import health
     return health.traits(topology.health_of(gpu.physfn or gpu.address))
