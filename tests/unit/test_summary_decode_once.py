@@ -18,12 +18,12 @@ from nova.tests.unit.scheduler import fakes
 
 from nova_gpu_ext.scheduler import filters
 from nova_gpu_ext.scheduler import weighers
+from tests.unit import test_rolling_upgrade as rolling_upgrade
 
 objects.register_all()
 
 HOSTS = 7
 GPUS = 4
-REQUEST_UUID = '0b6d6c3e-3f7a-4f3b-9f0e-6c1d2a3b4c5d'
 
 
 def rp(host, gpu):
@@ -62,13 +62,9 @@ def host_states(stats=None):
 
 
 def spec(**extra):
-    extra.setdefault('resources:VGPU', '1')
-    flavor = objects.Flavor(vcpus=2, memory_mb=2048, extra_specs=extra,
-                            root_gb=1, ephemeral_gb=0, swap=0)
-    return objects.RequestSpec(
-        flavor=flavor, image=objects.ImageMeta.from_dict({}),
-        pci_requests=objects.InstancePCIRequests(requests=[]),
-        instance_uuid=REQUEST_UUID, numa_topology=None)
+    request = rolling_upgrade.spec(**extra)
+    request.pci_requests = objects.InstancePCIRequests(requests=[])
+    return request
 
 
 class Counted:
