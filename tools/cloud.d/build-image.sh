@@ -50,7 +50,7 @@ TIMEOUT 0
 LABEL linux
   KERNEL vmlinuz
   INITRD initrd.gz
-  APPEND console=ttyS0,115200 panic=-1 rdinit=/init quiet
+  APPEND console=ttyS0,115200 earlyprintk=serial,ttyS0,115200 panic=-1 rdinit=/init
 CFG
 export MTOOLS_SKIP_CHECK=1
 mcopy -o -i "$disk@@$offset" "$kernel" ::vmlinuz
