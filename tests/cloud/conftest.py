@@ -34,5 +34,6 @@ def cloud():
 def clean(cloud):
     """Servers of the test are deleted after it; the books are checked."""
     yield cloud
+    cloudlib.wait_compute_up(cloud)
     cloudlib.delete_all(cloud, 'ct-')
     cloudlib.check_invariants(cloud)
