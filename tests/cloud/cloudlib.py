@@ -186,7 +186,8 @@ def compute_stats():
     """
     sock = os.path.join(CLOUD_DIR, 'run', 'mysqld', 'mysqld.sock')
     out = subprocess.run(
-        ['mariadb', '--no-defaults', '-S', sock, '-u', 'root', '-N', '-B', '-r',
+        ['mariadb', '--no-defaults', '-S', sock, '-u', 'root', '-N', '-B',
+         '-r',
          '-e', 'SELECT stats FROM nova_cell1.compute_nodes '
          'WHERE deleted = 0'],
         capture_output=True, text=True, check=True, timeout=60).stdout

@@ -1,4 +1,4 @@
-"""devstack's ini-config functions (iniset, iniget, iniadd, ...) for tools/cloud.
+"""devstack's ini-config functions (iniset, iniget, ...) for tools/cloud.
 
 tools/cloud runs the devstack plugin's own configuration functions
 (devstack/lib/nova-gpu-ext.sh) outside devstack; these are the few of
