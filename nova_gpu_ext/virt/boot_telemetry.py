@@ -17,9 +17,9 @@ Marks (all on the host's boot-time clock):
 * ``console``: the first byte in the console log (virtlogd's file);
 * ``kernel``: the guest kernel's first line in the console log.
 
-Phases (see :mod:`nova_gpu_ext.boot_stats`) are recorded as instance action
-events ``gpu_ext_boot_<phase>`` with their real start and finish times, one
-INFO line per build, a JSON line in ``[gpu_ext] state_dir``
+Phases (see :mod:`nova_gpu_ext.core.boot_stats`) are recorded as instance
+action events ``gpu_ext_boot_<phase>`` with their real start and finish times,
+one INFO line per build, a JSON line in ``[gpu_ext] state_dir``
 /boot-phases.jsonl, and a summary in the compute node's stats
 (``gpu_ext_boot``).
 """
@@ -34,8 +34,10 @@ import time
 
 from lxml import etree
 from oslo_log import log as logging
+from nova.compute import task_states
+from nova import objects
 
-from nova_gpu_ext import boot_stats
+from nova_gpu_ext.core import boot_stats
 from nova_gpu_ext import conf as gpu_conf
 
 LOG = logging.getLogger(__name__)
@@ -202,7 +204,6 @@ class BuildWatch:
 
 def create_guest(driver, create, context, xml, instance, *args, **kwargs):
     """Upstream's ``_create_guest`` (``create``), timed for a build."""
-    from nova.compute import task_states
     if not CONF.gpu_ext.boot_telemetry or \
             instance.task_state != task_states.SPAWNING:
         return create(context, xml, instance, *args, **kwargs)
@@ -267,7 +268,6 @@ def describe(phases_ms, kernel_line=None):
 
 def report(driver, context, instance, watch):
     """Events, one INFO line, the local record and the stats summary."""
-    from nova import objects
     phases = watch.phases()
     phases_ms = watch.phases_ms()
     host = CONF.host

@@ -1,11 +1,11 @@
 """What the compute knows and reports of its GPUs.
 
 Layer rule: thin adapter (compute side). Host facts come from
-:mod:`nova_gpu_ext.host_facts` (which reads through ``topology/``); this
-module adds what only the driver knows (placement provider UUIDs, mdevs in
+:mod:`nova_gpu_ext.topology.host_facts` (which reads through ``topology/``);
+this module adds what only the driver knows (placement provider UUIDs, mdevs in
 use, render-node guests, GL support) and hands it to Nova: the compact host
-summary in the compute node ``stats`` (``HostState.stats`` for the
-scheduler) and traits on the provider tree. Called by
+summary in the compute node ``stats`` (``HostState.stats`` for the scheduler)
+and traits on the provider tree. Called by
 :class:`~nova_gpu_ext.virt.driver.GPULibvirtDriver`'s
 ``get_available_resource`` and ``update_provider_tree``.
 """
@@ -16,9 +16,9 @@ import json
 from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
 
-from nova_gpu_ext import host_facts
+from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.virt import domcaps
-from nova_gpu_ext.virt import gpu_affinity
+from nova_gpu_ext.virt import guest_devices
 from nova_gpu_ext.virt import operations
 from nova_gpu_ext.virt import pci_traits
 from nova_gpu_ext.virt import sharing_claim
@@ -61,7 +61,7 @@ def mdevs_in_use_by_parent(driver):
         counts = {}
         for mdev in driver._get_mediated_devices():
             if mdev['uuid'] in assigned:
-                key = gpu_affinity.libvirt_name_to_address(mdev['parent'])
+                key = guest_devices.libvirt_name_to_address(mdev['parent'])
                 counts[key] = counts.get(key, 0) + 1
         return counts
     except Exception:
