@@ -56,10 +56,15 @@ def test_compute_sigkill_with_builds_in_flight(clean):
     # Builds the killed compute had started are ERROR without a fault
     # message: upstream Nova's init_host does that (seen on upstream's
     # driver too, issue 21); the others build.
-    cloudlib.check_invariants(conn, faultless_ok={s.id for s in servers})
+    killed = {s.id for s in servers}
+    cloudlib.check_invariants(conn, faultless_ok=killed)
     # The compute works again.
     cloudlib.boot(conn, 'ct-kill-after')
-    cloudlib.check_invariants(conn)
+    cloudlib.check_invariants(conn, faultless_ok=killed)
+    for sid in killed:
+        conn.compute.delete_server(sid)
+    for sid in killed:
+        cloudlib.wait_gone(conn, sid)
 
 
 def _restart_libvirtd():
