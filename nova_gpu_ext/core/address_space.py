@@ -346,11 +346,11 @@ def plan(devices: Sequence[GuestDevice], shape: GuestShape,
     page_1g = shape.firmware == Firmware.OVMF
     host_bits = host.max_bits
     notes = ['64-bit BARs: %s' % ', '.join(
-        '%s %s' % (d.name, '+'.join(_size(b.size) for b in d.window_bars))
+        '%s %s' % (d.name, '+'.join(size_text(b.size) for b in d.window_bars))
         for d in large),
         'window needed: %s (each device\'s BARs rounded up to its largest; '
-        '%s for the other devices)' % (_size(need),
-                                       _size(OTHER_DEVICES_RESERVE))]
+        '%s for the other devices)' % (size_text(need),
+                                       size_text(OTHER_DEVICES_RESERVE))]
 
     if operator_bits is not None or operator_passthrough:
         bits = operator_bits if operator_bits is not None else host_bits
@@ -360,7 +360,7 @@ def plan(devices: Sequence[GuestDevice], shape: GuestShape,
             warning = ('hw:maxphysaddr gives %s bits: too few for %s of '
                        '64-bit BARs (%s needs %s)' % (
                            bits if bits else 'the host\'s',
-                           _size(need), shape.firmware.value,
+                           size_text(need), shape.firmware.value,
                            _min_bits_text(shape, total, largest)))
         return dataclasses.replace(
             base, bits=bits, window=window, warning=warning,
@@ -383,14 +383,14 @@ def plan(devices: Sequence[GuestDevice], shape: GuestShape,
             reasons.append('OVMF needs 1 GiB pages (pdpe1gb) for more '
                            'than 40 bits and the host CPU has none')
         notes.append('window with %d bits: %s at 0x%x' % (
-            bits, _size(window.size), window.base))
+            bits, size_text(window.size), window.base))
         return dataclasses.replace(
             base, bits=bits, page_1g=page_1g, window=window,
             refused='; '.join(reasons) or None, notes=tuple(notes))
     return dataclasses.replace(
         base, refused='no address width lets %s place %s of BARs above '
         '%s of RAM (OVMF stops at %d bits, the kernel at %d)' % (
-            shape.firmware.value, _size(need), _size(shape.ram),
+            shape.firmware.value, size_text(need), size_text(shape.ram),
             OVMF_MAX_BITS, KERNEL_MAX_BITS), notes=tuple(notes))
 
 
@@ -414,7 +414,7 @@ def _limit_reason(bits: int, host: HostLimits) -> str:
     return 'needs %d address bits but %s' % (bits, ' and '.join(parts))
 
 
-def _size(value: int) -> str:
+def size_text(value: int) -> str:
     for unit, name in ((TiB, 'TiB'), (GiB, 'GiB'), (MiB, 'MiB'),
                        (KiB, 'KiB')):
         if value >= unit and value % unit == 0:

@@ -21,6 +21,7 @@ import time
 from oslo_log import log as logging
 
 from nova_gpu_ext import model
+from nova_gpu_ext.topology import bars
 from nova_gpu_ext.topology import drm
 from nova_gpu_ext.topology import health
 from nova_gpu_ext.topology import mdev
@@ -198,6 +199,7 @@ def discover_host(paths, previous=None):
             render_node=render,
             card_node=card,
             upstream=upstream,
+            bars=bars.read_bars(paths, str(function.address)),
         ))
 
     gpus = [dataclasses.replace(g, vfs=tuple(sorted(vfs_of[g.address])))
@@ -207,7 +209,8 @@ def discover_host(paths, previous=None):
     topology = model.HostTopology(
         numa_nodes=nodes, gpus=model.sorted_gpus(gpus),
         render_nodes=tuple(render_nodes), warnings=tuple(reader.warnings),
-        ignored=tuple(ignored), health=gpu_health)
+        ignored=tuple(ignored), health=gpu_health,
+        address_limits=bars.read_address_limits(paths))
     LOG.debug('Discovered %d GPU function(s), %d NUMA node(s), %d render '
               'node(s) under %s in %.1f ms (%d warning(s))', len(gpus),
               len(nodes), len(render_nodes), paths.root,

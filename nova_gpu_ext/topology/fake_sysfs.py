@@ -83,6 +83,68 @@ def _cpulist(cpus):
     return ','.join(parts)
 
 
+GiB = 1 << 30
+MiB = 1 << 20
+#: BAR1 (framebuffer / HBM aperture) of data-center GPUs by (vendor,
+#: device), as the vendors document them; every NVIDIA card here also has
+#: BAR0 16 MiB (32-bit) and BAR3 32 MiB (64-bit prefetchable), from the
+#: same product briefs' "BAR address" tables.
+DOCUMENTED_BAR1 = {
+    # H100 PCIe: NVIDIA H100 PCIe Product Brief PB-11133-001
+    (NVIDIA, 0x2331): 128 * GiB,
+    # H100 SXM5 (HGX H100): same BAR layout as the PCIe card (issue 22)
+    (NVIDIA, 0x2330): 128 * GiB,
+    # H100 NVL: NVIDIA H100 NVL Product Brief (issue 22)
+    (NVIDIA, 0x2321): 128 * GiB,
+    # B200 (HGX B200): 256 GiB (issue 22, NVIDIA HGX B200 documentation)
+    (NVIDIA, 0x2901): 256 * GiB,
+    # A100 SXM4/PCIe 40GB: NVIDIA A100 PCIe Product Brief PB-10137
+    (NVIDIA, 0x20b0): 64 * GiB,
+    (NVIDIA, 0x20f1): 64 * GiB,
+    # A100 80GB PCIe: same brief, 80 GB edition
+    (NVIDIA, 0x20b5): 128 * GiB,
+    # L40S: NVIDIA L40S Product Brief
+    (NVIDIA, 0x26b9): 64 * GiB,
+    # A40: NVIDIA A40 Product Brief PB-09976-001
+    (NVIDIA, 0x2235): 64 * GiB,
+    # T4: NVIDIA T4 Product Brief PB-09256
+    (NVIDIA, 0x1eb8): 256 * MiB,
+}
+#: include/linux/ioport.h
+_MEM, _PREF, _MEM64 = 0x200, 0x2000, 0x00100000
+#: a Xeon Scalable host: /proc/cpuinfo "address sizes" and a VT-d cap
+#: register whose MGAW (bits 21:16) is 47, i.e. 48 bits
+DEFAULT_CPU_BITS = 46
+DEFAULT_VTD_CAP = '8d2078c106f0466'
+
+
+def resource_text(bars, base=0x20000000000):
+    """A sysfs ``resource`` file: ``start end flags`` per BAR 0-5 and the
+    ROM line (Documentation/PCI/sysfs-pci.rst); ``bars`` maps BAR index
+    to (size, 64-bit, prefetchable)."""
+    lines = []
+    cursor = base
+    for index in range(7):
+        if index not in bars:
+            lines.append('0x%016x 0x%016x 0x%016x' % (0, 0, 0))
+            continue
+        size, is64, pref = bars[index]
+        cursor = -(-cursor // size) * size
+        flags = _MEM | (_MEM64 if is64 else 0) | (_PREF if pref else 0)
+        lines.append('0x%016x 0x%016x 0x%016x' % (
+            cursor, cursor + size - 1, flags))
+        cursor += size
+    return '\n'.join(lines) + '\n'
+
+
+def bars_of(vendor, device):
+    bar1 = DOCUMENTED_BAR1.get((vendor, device))
+    if bar1 is None:
+        return {}
+    return {0: (16 * MiB, False, False), 1: (bar1, True, True),
+            3: (32 * MiB, True, True)}
+
+
 class FakeSysfs:
     """Builds one fake host under ``root`` (sysfs) and ``dev_root``."""
 
@@ -97,6 +159,29 @@ class FakeSysfs:
                     exist_ok=True)
         os.makedirs(os.path.join(root, 'devices', 'system', 'node'),
                     exist_ok=True)
+        self.set_address_limits()
+
+    def set_address_limits(self, cpu_bits=DEFAULT_CPU_BITS, page_1g=True,
+                           vtd_cap=DEFAULT_VTD_CAP, amd_features=None):
+        """``<root>/_proc/cpuinfo`` and ``class/iommu`` as the kernel
+        shows them (``cpu_bits`` None: no "address sizes" line)."""
+        flags = 'fpu pse pae pge lm' + (' pdpe1gb' if page_1g else '')
+        text = 'processor\t: 0\nflags\t\t: %s\n' % flags
+        if cpu_bits:
+            text += ('address sizes\t: %d bits physical, 48 bits virtual\n'
+                     % cpu_bits)
+        _write(os.path.join(self.root, '_proc', 'cpuinfo'), text)
+        if vtd_cap:
+            _write(self.path('class', 'iommu', 'dmar0', 'intel-iommu',
+                             'cap'), vtd_cap + '\n')
+        if amd_features:
+            _write(self.path('class', 'iommu', 'ivhd0', 'amd-iommu',
+                             'features'), amd_features + '\n')
+
+    def set_bars(self, address, bars):
+        """Write ``address``'s sysfs ``resource`` (see resource_text)."""
+        _write(os.path.join(self._device_dirs[address], 'resource'),
+               resource_text(bars))
 
     def path(self, *parts):
         return os.path.join(self.root, *parts)
@@ -153,8 +238,11 @@ class FakeSysfs:
 
     def add_pci(self, address, vendor, device, pci_class=CLASS_3D,
                 numa_node=-1, driver=None, iommu_group=None, parent=None,
-                link=('16.0 GT/s PCIe', 16), local_cpus=None):
-        """A PCI function; returns its directory."""
+                link=('16.0 GT/s PCIe', 16), local_cpus=None,
+                documented_bars=True):
+        """A PCI function; returns its directory. A GPU of
+        :data:`DOCUMENTED_BAR1` gets its BARs unless ``documented_bars``
+        is False (VFs: their BARs come from the PF's SR-IOV BARs)."""
         if parent is not None:
             base = self._device_dirs[parent]
         else:
@@ -193,6 +281,9 @@ class FakeSysfs:
             _symlink(group, os.path.join(dev_dir, 'iommu_group'))
             _symlink(dev_dir, os.path.join(group, 'devices', address))
         _symlink(dev_dir, self.path('bus', 'pci', 'devices', address))
+        bars = bars_of(vendor, device) if documented_bars else {}
+        if bars:
+            _write(os.path.join(dev_dir, 'resource'), resource_text(bars))
         return dev_dir
 
     def device_dir(self, address):
@@ -274,7 +365,7 @@ class FakeSysfs:
             parent = os.path.basename(os.path.dirname(pf_dir))
             vf_dir = self.add_pci(
                 vf, vendor, device, pci_class=pci_class, numa_node=numa_node,
-                driver=driver, link=None,
+                driver=driver, link=None, documented_bars=False,
                 iommu_group=(first_iommu_group + i
                              if first_iommu_group is not None else None),
                 parent=parent if parent in self._device_dirs else None)
