@@ -97,6 +97,7 @@ class LargeBAR(tweaks.DomainTweak):
     summary = ("<maxphysaddr> bits and pdpe1gb so that every GPU BAR gets "
                "an address in the guest")
     default_for_gpu_guests = True
+    independent_of_fast_boot = True
 
     def apply(self, guest, ctx):
         if not guestinfo.is_qemu_hvm(guest):
