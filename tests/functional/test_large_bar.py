@@ -12,20 +12,15 @@ whose VT-d MGAW is 39 bits is refused with the reason in the scheduler log.
 from unittest import mock
 
 from lxml import etree
-from oslo_serialization import jsonutils
 
-from nova_gpu_ext.sim import gpu_layouts
 from nova_gpu_ext.sim import harness
+from nova_gpu_ext.sim import large_bar
 from tests.functional import base
-
-ALIAS = 'h100'
-VTD_CAP_39_BITS = 'd2008c40660462'   # MGAW field 38 -> 39 bits
 
 
 class LargeBARTestBase(base.GPUExtTestBase):
 
     sysfs_sample = None
-    layout = gpu_layouts.HGX_H100_4
     hostname = 'hgx-host'
     ADDITIONAL_FILTERS = base.GPUExtTestBase.ADDITIONAL_FILTERS + [
         'PciPassthroughFilter', 'GPUAddressSpaceFilter']
@@ -40,31 +35,13 @@ class LargeBARTestBase(base.GPUExtTestBase):
         patcher.start()
         self.addCleanup(patcher.stop)
         super().setUp()
-        self.layout_host = self.layout.host()
-        root = self.build_sysfs(None)
-        fs = self.layout_host.write_sysfs(root)
-        if self.vtd_cap:
-            fs.set_address_limits(vtd_cap=self.vtd_cap)
-        self.flags(sysfs_root=root, group='gpu_ext')
-        spec = {'vendor_id': '10de', 'product_id': '2330'}
-        self.flags(device_spec=[jsonutils.dumps(spec)],
-                   alias=[jsonutils.dumps(dict(spec, name=ALIAS,
-                                               device_type='type-PCI'))],
-                   group='pci')
-        self.start_compute(self.hostname, host_info=self.layout.host_info(),
-                           pci_info=self.layout_host.pci_info())
-        self._run_periodics()
-        self._run_periodics()
-
-    def _flavor(self, gpus):
-        extra = {'pci_passthrough:alias': '%s:%d' % (ALIAS, gpus)} \
-            if gpus else {}
-        return self._create_flavor(memory_mb=1024, vcpu=1, disk=1,
-                                   ephemeral=0, extra_spec=extra)
+        self.layout_host = large_bar.start_host(self, self.hostname,
+                                                self.vtd_cap)
 
     def _boot(self, gpus, state='ACTIVE'):
-        return self._create_server(flavor_id=self._flavor(gpus),
-                                   networks='none', expected_state=state)
+        return self._create_server(
+            flavor_id=large_bar.flavor(self, gpus), networks='none',
+            expected_state=state)
 
     def tree(self, server):
         return etree.fromstring(self.domain_xml(server).encode())
@@ -82,6 +59,16 @@ class AddressableHostTest(LargeBARTestBase):
         # SeaBIOS does not need 1 GiB pages
         self.assertIsNone(tree.find("./cpu/feature[@name='pdpe1gb']"))
 
+    def test_uefi_guest_gets_bits_and_1g_pages(self):
+        server = self._create_server(
+            flavor_id=large_bar.flavor(self, 2), networks='none',
+            image_uuid=large_bar.uefi_image(self), expected_state='ACTIVE')
+        tree = self.tree(server)
+        self.assertEqual('efi', tree.find('./os').get('firmware'))
+        self.assertEqual('43', tree.find('./cpu/maxphysaddr').get('bits'))
+        self.assertEqual('require', tree.find(
+            "./cpu/feature[@name='pdpe1gb']").get('policy'))
+
     def test_plain_guest_xml_has_nothing_of_ours(self):
         tree = self.tree(self._boot(0))
         self.assertIsNone(tree.find('./cpu/maxphysaddr'))
@@ -89,7 +76,7 @@ class AddressableHostTest(LargeBARTestBase):
 
 
 class NarrowIOMMUHostTest(LargeBARTestBase):
-    vtd_cap = VTD_CAP_39_BITS
+    vtd_cap = large_bar.VTD_CAP_39_BITS
 
     def test_four_gpu_guest_is_refused_with_the_reason(self):
         server = self._boot(4, state='ERROR')
