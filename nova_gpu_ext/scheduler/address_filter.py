@@ -19,7 +19,7 @@ from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext import model
-from nova_gpu_ext import request_inputs
+from nova_gpu_ext.nova_glue import request_inputs
 from nova_gpu_ext.core import address_space as core
 from nova_gpu_ext.scheduler import request as sched_request
 

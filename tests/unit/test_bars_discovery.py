@@ -3,7 +3,7 @@
 from nova_gpu_ext import model
 from nova_gpu_ext.topology import bars
 from nova_gpu_ext.topology import discover
-from nova_gpu_ext.topology import fake_sysfs
+from nova_gpu_ext.sim import fake_sysfs
 from nova_gpu_ext.topology import paths as sysfs_paths
 
 GiB, MiB = 1 << 30, 1 << 20

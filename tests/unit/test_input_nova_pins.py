@@ -8,7 +8,7 @@ from nova.api.validation.extra_specs import base as extra_specs_base
 from nova import objects
 from nova.objects import fields
 
-from nova_gpu_ext.placement import inputs
+from nova_gpu_ext.core import inputs
 
 objects.register_all()
 
@@ -33,7 +33,7 @@ def test_port_pci_requests_have_no_alias_and_carry_the_port_policy():
     assert {'alias_name', 'numa_policy', 'requester_id'} <= set(
         objects.InstancePCIRequest.fields)
     assert request.source == objects.InstancePCIRequest.NEUTRON_PORT
-    from nova_gpu_ext import request_inputs
+    from nova_gpu_ext.nova_glue import request_inputs
     assert request_inputs.NEUTRON_PORT == \
         objects.InstancePCIRequest.NEUTRON_PORT
 

@@ -2,7 +2,7 @@
 
 Layer rule: adapter shared by ``scheduler/`` and ``virt/``. It only calls
 Nova's own NUMA machinery, with the host-node subsets the pure core
-(:mod:`nova_gpu_ext.placement.numa_books`) allows:
+(:mod:`nova_gpu_ext.core.numa_books`) allows:
 
 * :func:`one_cell_topology`: the ``InstanceNUMATopology`` Nova builds for
   the flavor plus ``hw:numa_nodes=1`` (``hardware.numa_get_constraints``),
@@ -22,7 +22,7 @@ tests/unit/test_numa_books.py.
 from nova import objects
 from nova.virt import hardware
 
-from nova_gpu_ext.placement import numa_books
+from nova_gpu_ext.core import numa_books
 
 
 def one_cell_topology(flavor, image_meta):

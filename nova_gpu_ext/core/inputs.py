@@ -32,8 +32,8 @@ import dataclasses
 import math
 from typing import Callable, Iterable, Mapping, Optional
 
-from nova_gpu_ext import specs
-from nova_gpu_ext.placement import affinity
+from nova_gpu_ext.core import spec as specs
+from nova_gpu_ext.core import affinity
 
 #: How strict each policy is; a tenant may only move up this scale.
 STRICTNESS = {'legacy': 0, 'preferred': 1, 'socket': 2, 'required': 3}

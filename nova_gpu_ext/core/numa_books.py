@@ -17,8 +17,9 @@ cell holding the GPU is on the GPU's node:
 * ``legacy`` (and guests whose devices Nova's PCI NUMA policy places):
   anywhere, as upstream.
 
-The adapter (``nova_gpu_ext.numa_fit``) runs Nova's fit on each subset in
-turn, at the scheduler and at the compute claim, so both decide alike.
+The adapter (``nova_gpu_ext.nova_glue.numa_fit``) runs Nova's fit on each
+subset in turn, at the scheduler and at the compute claim, so both decide
+alike.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import dataclasses
 import itertools
 from typing import Mapping, Optional, Sequence
 
-from nova_gpu_ext.placement import affinity
+from nova_gpu_ext.core import affinity
 
 
 @dataclasses.dataclass(frozen=True)
