@@ -299,9 +299,10 @@ def assigned(devices: Sequence[GuestDevice], window: Window,
     aligned to itself, until the window is full (edk2 rejects the biggest
     request that does not fit; the guest kernel then finds no space)."""
     count, cursor = 0, window.base
-    end = window.end - reserve
+    end = window.end
     if bits is not None:                                    # K1
         end = min(end, 1 << min(bits, KERNEL_MAX_BITS))
+    end -= reserve
     for aperture in sorted((d.aperture for d in devices if d.aperture),
                            reverse=True):
         start = _align(cursor, _pow2_floor(aperture))

@@ -95,9 +95,9 @@ EXPECTED = [
     ('H100', 8, 512 * GiB, 'ovmf', 45, 0),
     ('B200', 8, 2 * TiB, 'ovmf', 46, 0),
     ('A40', 1, 16 * GiB, 'ovmf', 41, 0),
-    ('H100', 2, 256 * GiB, 'seabios', 41, 2),
-    ('H100', 4, 256 * GiB, 'seabios', 41, 2),
-    ('H100', 4, 512 * GiB, 'seabios', 41, 1),
+    ('H100', 2, 256 * GiB, 'seabios', 41, 1),
+    ('H100', 4, 256 * GiB, 'seabios', 41, 1),
+    ('H100', 4, 512 * GiB, 'seabios', 41, 0),
     ('H100', 4, 768 * GiB, 'seabios', 42, 0),
 ]
 
