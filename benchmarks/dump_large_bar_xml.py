@@ -20,10 +20,8 @@ from nova_gpu_ext.sim import concurrency ; concurrency.patch()  # noqa
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import logging as std_logging  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
-import unittest  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -67,15 +65,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     OUT['dir'] = args.out
-    std_logging.disable(std_logging.WARNING)
-    result = unittest.TestResult()
-    DumpScenario('runTest').run(result)
-    std_logging.disable(std_logging.NOTSET)
-    for _test, trace in result.errors + result.failures:
-        sys.stderr.write(trace)
+    ok = harness.run_case(DumpScenario('runTest'))
     with open(os.path.join(args.out, 'manifest.json'), 'w') as f:
         json.dump({'domains': OUT['manifest']}, f, indent=1)
-    return 1 if result.errors or result.failures else 0
+    return 0 if ok else 1
 
 
 if __name__ == '__main__':
