@@ -25,11 +25,8 @@ import os
 import re
 from typing import Optional
 
-from oslo_log import log as logging
-
 from nova_gpu_ext import model
-
-LOG = logging.getLogger(__name__)
+from nova_gpu_ext.topology import sysfs_reader
 
 IORESOURCE_MEM = 0x00000200
 IORESOURCE_PREFETCH = 0x00002000
@@ -58,13 +55,13 @@ def parse_resource(text: str) -> tuple[model.BAR, ...]:
     return tuple(bars)
 
 
-def read_bars(paths, address: str) -> tuple[model.BAR, ...]:
-    try:
-        with open(paths.pci_resource(address)) as f:
-            return parse_resource(f.read())
-    except (OSError, ValueError) as exc:
-        LOG.debug('No BARs for %s: %s', address, exc)
-        return ()
+def read_bars(paths, address: str, reader=None) -> tuple[model.BAR, ...]:
+    """The memory BARs of one function; () when unreadable (through
+    :class:`SysfsReader`: a FIFO or a directory in place of the file
+    warns instead of blocking discovery)."""
+    reader = reader or sysfs_reader.SysfsReader()
+    return reader.parsed(paths.pci_resource(address), parse_resource,
+                         what='BARs') or ()
 
 
 def parse_cpuinfo(text: str) -> tuple[Optional[int], Optional[bool]]:
@@ -89,32 +86,28 @@ def parse_amd_features(text: str) -> int:
     return min(64, 12 + 9 * levels)
 
 
-def read_iommu_bits(paths) -> Optional[int]:
+def read_iommu_bits(paths, reader=None) -> Optional[int]:
     """The narrowest IOMMU's address width, None when none is known."""
+    reader = reader or sysfs_reader.SysfsReader()
     widths = []
-    try:
-        units = sorted(os.listdir(paths.iommu_class_dir))
-    except OSError:
-        return None
-    for unit in units:
+    for unit in reader.listdir(paths.iommu_class_dir):
         base = os.path.join(paths.iommu_class_dir, unit)
         for rel, parse in (('intel-iommu/cap', parse_intel_cap),
                            ('amd-iommu/features', parse_amd_features)):
-            try:
-                with open(os.path.join(base, rel)) as f:
-                    widths.append(parse(f.read()))
-            except (OSError, ValueError):
-                continue
+            path = os.path.join(base, rel)
+            if os.path.lexists(path):
+                width = reader.parsed(path, parse, what='address width')
+                if width is not None:
+                    widths.append(width)
     return min(widths) if widths else None
 
 
-def read_address_limits(paths) -> model.AddressLimits:
+def read_address_limits(paths, reader=None) -> model.AddressLimits:
+    reader = reader or sysfs_reader.SysfsReader()
     bits = page_1g = None
-    try:
-        with open(paths.cpuinfo) as f:
-            bits, page_1g = parse_cpuinfo(f.read())
-    except OSError as exc:
-        LOG.debug('No cpuinfo: %s', exc)
+    text = reader.text(paths.cpuinfo)
+    if text:
+        bits, page_1g = parse_cpuinfo(text)
     return model.AddressLimits(cpu_bits=bits,
-                               iommu_bits=read_iommu_bits(paths),
+                               iommu_bits=read_iommu_bits(paths, reader),
                                page_1g=page_1g)

@@ -1,5 +1,7 @@
 """Discovery of GPU BARs and the host's address limits (fake sysfs)."""
 
+import os
+
 from nova_gpu_ext import model
 from nova_gpu_ext.topology import bars
 from nova_gpu_ext.topology import discover
@@ -66,3 +68,25 @@ def test_missing_files_are_unknown(tmp_path):
     paths = sysfs_paths.SysfsPaths(str(tmp_path))
     assert bars.read_bars(paths, '0000:3b:00.0') == ()
     assert bars.read_address_limits(paths) == model.AddressLimits()
+
+
+def test_fifo_or_garbage_in_place_of_the_files_never_blocks(tmp_path):
+    # Found by test_discovery_fuzz: open() of a FIFO blocked discovery.
+    root = str(tmp_path / 'sys')
+    fs = fake_sysfs.FakeSysfs(root)
+    fs.add_node(0, [0, 1], 65536, 0)
+    fs.add_gpu('0000:1b:00.0', fake_sysfs.NVIDIA, 0x2331, 0, 'vfio-pci',
+               iommu_group=10)
+    resource = os.path.join(fs.device_dir('0000:1b:00.0'), 'resource')
+    os.unlink(resource)
+    os.mkfifo(resource)
+    cpuinfo = os.path.join(root, '_proc', 'cpuinfo')
+    os.unlink(cpuinfo)
+    os.mkfifo(cpuinfo)
+    with open(os.path.join(root, 'class', 'iommu', 'dmar0', 'intel-iommu',
+                           'cap'), 'w') as f:
+        f.write('not hex\n')
+    topo = discover.discover_host(sysfs_paths.SysfsPaths(root))
+    assert topo.gpu('0000:1b:00.0').bars == ()
+    assert topo.address_limits == model.AddressLimits()
+    assert any('resource' in w for w in topo.warnings)
