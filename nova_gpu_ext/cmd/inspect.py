@@ -15,6 +15,8 @@ from nova_gpu_ext.cmd import host_source
 from nova_gpu_ext import model
 from nova_gpu_ext.topology import matrix
 from nova_gpu_ext.topology import summary
+from nova_gpu_ext.topology import health
+from nova_gpu_ext.topology import sysfs_reader as sr
 
 
 def register(subparsers):
@@ -39,9 +41,10 @@ def register(subparsers):
 
 def run(args, out=None):
     out = out or sys.stdout
-    from nova_gpu_ext.sim import fake_sysfs
+    # Lazy: the simulation is loaded only for the built-in sample hosts.
+    from nova_gpu_ext.sim import sample_hosts
     if args.list_samples:
-        for name, builder in sorted(fake_sysfs.SAMPLE_HOSTS.items()):
+        for name, builder in sorted(sample_hosts.SAMPLE_HOSTS.items()):
             doc = (builder.__doc__ or '').strip().splitlines()[0]
             out.write('%-28s %s\n' % (name, doc))
         return 0
@@ -86,7 +89,6 @@ def to_json(topology, source):
         str(g.address): sorted(summary.gpu_traits(topology, g))
         for g in topology.physical_gpus()}
     data['host_summary'] = summary.host_summary(topology)
-    from nova_gpu_ext.topology import health
     data['health_problems'] = {
         h.address: [m for _t, m in health.problems(h)]
         for h in topology.health if health.problems(h)}
@@ -94,8 +96,7 @@ def to_json(topology, source):
 
 
 def _cpus(cpus):
-    from nova_gpu_ext.sim import fake_sysfs
-    return fake_sysfs._cpulist(cpus) if cpus else '-'
+    return sr.format_cpulist(cpus) if cpus else '-'
 
 
 def _table(headers, rows):
@@ -180,7 +181,6 @@ def render_table(topology, source, show_vfs=False):
 
 def render_health(topology):
     """GPU health as the host sees it (links, AER, vanished or failed)."""
-    from nova_gpu_ext.topology import health
     if not topology.health:
         return ''
     lines = []

@@ -6,8 +6,10 @@ from nova.compute import pci_placement_translator as translator
 from nova.compute import provider_tree
 
 from nova_gpu_ext.topology import host_facts
-from nova_gpu_ext.sim import fake_sysfs
+from nova_gpu_ext.sim import sample_hosts
 from nova_gpu_ext.topology import summary
+from nova_gpu_ext.nova_glue import wraps
+from nova_gpu_ext.virt import numa_claim
 from nova_gpu_ext.virt import pci_traits
 
 
@@ -22,7 +24,7 @@ def test_translator_entry_point_and_provider_names():
 
 
 def test_translator_replaces_traits_and_we_add_ours_back(tmp_path):
-    fake_sysfs.nvidia_vgpu_mdev(str(tmp_path))
+    sample_hosts.nvidia_vgpu_mdev(str(tmp_path))
     host = host_facts.discover(str(tmp_path))
     tree = provider_tree.ProviderTree()
     tree.new_root('node1', 'root-uuid')
@@ -44,9 +46,9 @@ def test_translator_replaces_traits_and_we_add_ours_back(tmp_path):
 
 
 def test_install_wraps_once():
-    pci_traits.install()
+    wraps.install_compute(pci_traits.reapply, numa_claim.test_numa_topology)
     first = translator.update_provider_tree_for_pci
-    pci_traits.install()
+    wraps.install_compute(pci_traits.reapply, numa_claim.test_numa_topology)
     assert translator.update_provider_tree_for_pci is first
 
 
