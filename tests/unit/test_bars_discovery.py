@@ -48,12 +48,18 @@ def test_cpuinfo_and_iommu_widths():
     assert bars.parse_amd_features('400') == 57
 
 
-def test_discovery_reads_bars_and_limits(tmp_path):
+def h100_host(tmp_path):
+    """A fake host with one H100 PCIe (10de:2331) at 0000:1b:00.0."""
     root = str(tmp_path / 'sys')
     fs = fake_sysfs.FakeSysfs(root)
     fs.add_node(0, [0, 1], 65536, 0)
     fs.add_gpu('0000:1b:00.0', fake_sysfs.NVIDIA, 0x2331, 0, 'vfio-pci',
                iommu_group=10)
+    return root, fs
+
+
+def test_discovery_reads_bars_and_limits(tmp_path):
+    root, fs = h100_host(tmp_path)
     fs.add_gpu('0000:af:00.0', fake_sysfs.NVIDIA, 0x1eb8, 0, 'vfio-pci',
                iommu_group=11)
     fs.set_address_limits(cpu_bits=52, vtd_cap='d2008c40660462')
@@ -72,11 +78,7 @@ def test_missing_files_are_unknown(tmp_path):
 
 def test_fifo_or_garbage_in_place_of_the_files_never_blocks(tmp_path):
     # Found by test_discovery_fuzz: open() of a FIFO blocked discovery.
-    root = str(tmp_path / 'sys')
-    fs = fake_sysfs.FakeSysfs(root)
-    fs.add_node(0, [0, 1], 65536, 0)
-    fs.add_gpu('0000:1b:00.0', fake_sysfs.NVIDIA, 0x2331, 0, 'vfio-pci',
-               iommu_group=10)
+    root, fs = h100_host(tmp_path)
     resource = os.path.join(fs.device_dir('0000:1b:00.0'), 'resource')
     os.unlink(resource)
     os.mkfifo(resource)
