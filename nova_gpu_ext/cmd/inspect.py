@@ -10,6 +10,7 @@ import enum
 import json
 import sys
 
+from nova_gpu_ext.cmd import explain_address
 from nova_gpu_ext.cmd import host_source
 from nova_gpu_ext import model
 from nova_gpu_ext.topology import matrix
@@ -171,6 +172,7 @@ def render_table(topology, source, show_vfs=False):
     if topology.ignored:
         parts.append('\nIgnored:\n')
         parts.extend('  %s\n' % line for line in topology.ignored)
+    parts.append(explain_address.render_host(topology))
     if topology.warnings:
         parts.append('\nWarnings (%d):\n' % len(topology.warnings))
         parts.extend('  ! %s\n' % line for line in topology.warnings)

@@ -88,7 +88,16 @@ def gpu_summary(gpu: model.GPU) -> dict:
         entry['pf'] = str(gpu.physfn)
     if gpu.render_node:
         entry['render'] = gpu.render_node
+    window = sum_window_bars(gpu)
+    if window:
+        # bytes of 64-bit window the device takes (large-BAR guests)
+        entry['bar64'] = window
     return entry
+
+
+def sum_window_bars(gpu: model.GPU) -> int:
+    from nova_gpu_ext.core import address_space
+    return address_space.GuestDevice(str(gpu.address), gpu.bars).aperture
 
 
 def host_summary(topology: model.HostTopology) -> dict:
@@ -106,4 +115,8 @@ def host_summary(topology: model.HostTopology) -> dict:
                           else None}
                          for r in topology.render_nodes],
         'warnings': len(topology.warnings),
+        # CPU bits, IOMMU bits, 1 GiB pages (None: unknown)
+        'addr': [topology.address_limits.cpu_bits,
+                 topology.address_limits.iommu_bits,
+                 topology.address_limits.page_1g],
     }
