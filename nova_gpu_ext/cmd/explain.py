@@ -34,6 +34,7 @@ import sys
 
 from oslo_config import cfg
 
+from nova_gpu_ext.cmd import explain_address
 from nova_gpu_ext.cmd import host_source
 from nova_gpu_ext import model
 from nova_gpu_ext.core import spec as specs
@@ -109,6 +110,7 @@ def register(subparsers):
                         help='a nova.conf with [gpu_ext] and '
                              '[gpu_sharing_<type>] options (repeatable; '
                              'default: none, option defaults)')
+    explain_address.add_arguments(parser)
     parser.add_argument('--format', choices=('table', 'json'),
                         default='table')
     parser.set_defaults(func=run)
@@ -127,11 +129,19 @@ def run(args, out=None):
         sys.stderr.write('nova-gpu-ext explain: %s\n' % exc)
         return USAGE
     result['host'] = source
+    result['address_space'] = explain_address.explain(
+        topology, result, extra_specs, args.memory_mb, args.firmware,
+        args.machine)
+    if result['address_space']['refused']:
+        # GPUAddressSpaceFilter refuses such a host (same core plan)
+        _refuse(result, 'Address space: %s' %
+                result['address_space']['refused'])
     if args.format == 'json':
         json.dump(result, out, indent=2, sort_keys=True)
         out.write('\n')
     else:
         out.write(render_table(result))
+        out.write(explain_address.render(result['address_space']))
     return PLACEABLE if result['placeable'] else REFUSED
 
 

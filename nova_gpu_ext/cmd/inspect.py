@@ -10,12 +10,14 @@ import enum
 import json
 import sys
 
+from nova_gpu_ext.cmd import explain_address
 from nova_gpu_ext.cmd import host_source
-from nova_gpu_ext.core import summary as published
+from nova_gpu_ext.core import summary_build
 from nova_gpu_ext import model
 from nova_gpu_ext.topology import matrix
 from nova_gpu_ext.topology import summary
 from nova_gpu_ext.topology import health
+from nova_gpu_ext.topology import sysfs_reader as sr
 
 
 def register(subparsers):
@@ -41,9 +43,9 @@ def register(subparsers):
 def run(args, out=None):
     out = out or sys.stdout
     # Lazy: the simulation is loaded only for the built-in sample hosts.
-    from nova_gpu_ext.sim import fake_sysfs
+    from nova_gpu_ext.sim import sample_hosts
     if args.list_samples:
-        for name, builder in sorted(fake_sysfs.SAMPLE_HOSTS.items()):
+        for name, builder in sorted(sample_hosts.SAMPLE_HOSTS.items()):
             doc = (builder.__doc__ or '').strip().splitlines()[0]
             out.write('%-28s %s\n' % (name, doc))
         return 0
@@ -87,7 +89,7 @@ def to_json(topology, source):
     data['placement_traits'] = {
         str(g.address): sorted(summary.gpu_traits(topology, g))
         for g in topology.physical_gpus()}
-    data['host_summary'] = published.from_topology(topology).to_dict()
+    data['host_summary'] = summary_build.from_topology(topology).to_dict()
     data['health_problems'] = {
         h.address: [m for _t, m in health.problems(h)]
         for h in topology.health if health.problems(h)}
@@ -95,9 +97,7 @@ def to_json(topology, source):
 
 
 def _cpus(cpus):
-    # Lazy: the simulation is loaded only for the built-in sample hosts.
-    from nova_gpu_ext.sim import fake_sysfs
-    return fake_sysfs._cpulist(cpus) if cpus else '-'
+    return sr.format_cpulist(cpus) if cpus else '-'
 
 
 def _table(headers, rows):
@@ -173,6 +173,7 @@ def render_table(topology, source, show_vfs=False):
     if topology.ignored:
         parts.append('\nIgnored:\n')
         parts.extend('  %s\n' % line for line in topology.ignored)
+    parts.append(explain_address.render_host(topology))
     if topology.warnings:
         parts.append('\nWarnings (%d):\n' % len(topology.warnings))
         parts.extend('  ! %s\n' % line for line in topology.warnings)

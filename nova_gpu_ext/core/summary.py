@@ -2,7 +2,7 @@
 
 Layer rule: pure core (no Nova, oslo, CONF or I/O); the only module that
 knows the summary's keys. The compute builds a :class:`HostSummary`
-(:func:`from_topology`, plus what only its driver knows, added with
+(:mod:`.summary_build`, plus what only its driver knows, added with
 ``dataclasses.replace``) and publishes :meth:`HostSummary.to_stats` in the
 compute node's ``stats`` under :data:`STATS_KEY`; the scheduler reads it
 back with :meth:`HostSummary.from_stats` (as ``HostState.stats``).
@@ -10,8 +10,7 @@ back with :meth:`HostSummary.from_stats` (as ``HostState.stats``).
 Versions live here. :data:`VERSION` is what this code publishes; in a
 rolling upgrade the scheduler reads summaries of computes older or newer
 than itself, and a bad one must never crash it nor make it refuse a good
-host. Decoding folds in the compatibility rules (once
-``summary_compat.normalize``, now gone):
+host. Decoding folds in the compatibility rules:
 
 * keys a version did not publish stay *unknown*, never made up: no
   ``render_nodes`` is ``None`` (unknown), not "none"; only ``nodes`` and
@@ -29,26 +28,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import re
 from typing import Any, Callable, Mapping, Optional
 
-from nova_gpu_ext import model
+from nova_gpu_ext.core import address_space
 
 #: the version this code publishes (``v``); older computes published 1 or
 #: nothing, newer ones are read by the rules above
 VERSION = 1
 #: key of the summary in the compute node's ``stats``
 STATS_KEY = 'gpu_ext'
-
-#: NVIDIA names MIG-backed vGPU types ``<GPU>-<slices>-<GB><series>``
-#: (``A100-1-5C``), time-sliced ones ``<GPU>-<GB><series>`` (``A100-4C``).
-MIG_LABEL = re.compile(r'-\d+-\d+[A-Z]+$')
-
-
-def is_mig_backed(mtype: model.MdevType) -> bool:
-    """A MIG-backed vGPU type: each instance has its own GPU slices, so
-    its tenants are not time-sliced against each other."""
-    return bool(mtype.label and MIG_LABEL.search(mtype.label.strip()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,15 +51,10 @@ class NodeSummary:
 
 @dataclasses.dataclass(frozen=True)
 class GPUSummary:
-    """One physical GPU function (VFs are counted on their PF).
-
-    Optional fields are None when not published (an older compute, or not
-    relevant to this GPU): ``rp`` its placement provider, ``used`` devices
-    in use (mdevs or VFs, builds in flight included), ``type`` the mdev type
-    Nova allocates on it, ``vf_rps`` the providers of its VFs that are
-    mdev parents (SR-IOV vGPU), ``min_share`` the largest minimum share of
-    its residents.
-    """
+    """One physical GPU function (VFs counted on their PF); None = not
+    published. ``rp``: its provider; ``used``: devices in use (builds in
+    flight too); ``type``: the mdev type Nova allocates; ``vf_rps``: its VFs'
+    providers (SR-IOV vGPU); ``min_share``: its residents' largest."""
 
     addr: str
     kind: Optional[str] = None
@@ -91,6 +74,8 @@ class GPUSummary:
     used: Optional[int] = None
     type: Optional[str] = None
     min_share: Optional[float] = None
+    #: bytes of 64-bit window the device takes (large-BAR guests)
+    bar64: Optional[int] = None
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -108,8 +93,7 @@ class GPUSummary:
 
 @dataclasses.dataclass(frozen=True)
 class RenderNodeSummary:
-    """One DRM render node; ``guests`` (None = not published) using it,
-    ``present`` False when its device node is missing on the host."""
+    """One DRM render node, its ``guests`` and whether ``present``."""
 
     name: str
     path: Optional[str] = None
@@ -131,7 +115,9 @@ class HostSummary:
     ``render_nodes`` None: not published (unknown), not "none"; ``gl``
     None: GL support unknown (the compute checks); ``partial``: why facts
     were dropped (the scheduler lets the compute decide), else None;
-    ``problems``: each problem found while decoding.
+    ``problems``: each problem found while decoding. ``address_limits``
+    (published as ``addr``): the host's CPU address bits, IOMMU address
+    bits and 1 GiB pages, each None when unknown; None when not published.
     """
 
     version: Optional[int] = VERSION
@@ -140,6 +126,7 @@ class HostSummary:
     render_nodes: Optional[tuple[RenderNodeSummary, ...]] = ()
     warnings: int = 0
     gl: Optional[Mapping[str, bool]] = None
+    address_limits: Optional[address_space.HostLimits] = None
     partial: Optional[str] = None
     problems: tuple[str, ...] = ()
 
@@ -198,14 +185,19 @@ class HostSummary:
         reader found, ``partial`` and ``problems``, is not published)."""
         out: dict[str, Any] = {
             'v': self.version,
-            'nodes': [_node_dict(n) for n in self.nodes],
-            'gpus': [_gpu_dict(g) for g in self.gpus],
+            'nodes': [_as_dict(n, 'nodes') for n in self.nodes],
+            'gpus': [_as_dict(g, 'gpus') for g in self.gpus],
         }
         if self.render_nodes is not None:
-            out['render_nodes'] = [_render_dict(r) for r in self.render_nodes]
+            out['render_nodes'] = [_as_dict(r, 'render_nodes')
+                                   for r in self.render_nodes]
         out['warnings'] = self.warnings
         if self.gl is not None:
             out['gl'] = dict(self.gl)
+        if self.address_limits is not None:
+            limits = self.address_limits
+            out['addr'] = [limits.cpu_bits, limits.iommu_bits,
+                           limits.page_1g]
         return out
 
     def to_stats(self) -> str:
@@ -238,9 +230,9 @@ class HostSummary:
         if 'nodes' not in raw:
             # Node sizes unknown: the filter would see no room at all.
             problems.append('no nodes')
-        nodes = tuple(_entries(raw, 'nodes', _node, problems))
-        gpus = tuple(_entries(raw, 'gpus', _gpu, problems))
-        render = (tuple(_entries(raw, 'render_nodes', _render, problems))
+        nodes = tuple(_entries(raw, 'nodes', problems))
+        gpus = tuple(_entries(raw, 'gpus', problems))
+        render = (tuple(_entries(raw, 'render_nodes', problems))
                   if 'render_nodes' in raw else None)
         node_ids = {n.id for n in nodes}
         for key, located in (('gpus', gpus), ('render_nodes', render or ())):
@@ -253,12 +245,22 @@ class HostSummary:
                 isinstance(v, bool) for v in gl.values())):
             problems.append('gl is %r' % (gl,))
             gl = None
+        limits = raw.get('addr')
+        if limits is not None:
+            if isinstance(limits, list) and len(limits) == 3 and \
+                    _int_or_none(limits[0]) and _int_or_none(limits[1]) \
+                    and (limits[2] is None or _bool(limits[2])):
+                limits = address_space.HostLimits(*limits)
+            else:
+                problems.append('addr is %r' % (limits,))
+                limits = None
         version = raw.get('v')
         return cls(version=version if _is_int(version) else None,
                    nodes=nodes, gpus=gpus, render_nodes=render,
                    warnings=(raw['warnings'] if _count(raw.get('warnings'))
                              else 0),
-                   gl=gl, partial='; '.join(problems) or None,
+                   gl=gl, address_limits=limits,
+                   partial='; '.join(problems) or None,
                    problems=tuple(problems))
 
 
@@ -267,56 +269,6 @@ def unusable(reason: str) -> HostSummary:
     nothing known, everything left to the compute."""
     return HostSummary(version=None, render_nodes=None, partial=reason,
                        problems=(reason,))
-
-
-# -- building (compute side) -------------------------------------------------
-
-def gpu_from_model(gpu: model.GPU) -> GPUSummary:
-    """One GPU function as published (without what only the driver
-    knows)."""
-    fields: dict[str, Any] = {}
-    if gpu.mdev_types:
-        fields['mdev_types'] = {
-            t.name: t.available_instances for t in gpu.mdev_types}
-        fields['mdevs'] = len(gpu.mdevs)
-        by_type: dict[str, int] = {}
-        for mdev in gpu.mdevs:
-            if mdev.type_name:
-                by_type[mdev.type_name] = by_type.get(mdev.type_name, 0) + 1
-        # Created mdevs, used or free, per type: the kernel's
-        # available_instances leaves them out (decide.capacity).
-        fields['mdevs_by_type'] = by_type
-        mig = tuple(sorted(t.name for t in gpu.mdev_types
-                           if is_mig_backed(t)))
-        if mig:
-            fields['mig_types'] = mig
-    if gpu.kind is model.GPUKind.PF:
-        fields['vfs'] = gpu.sriov_numvfs or 0
-    if gpu.physfn is not None:
-        fields['pf'] = str(gpu.physfn)
-    if gpu.render_node:
-        fields['render'] = gpu.render_node
-    return GPUSummary(addr=str(gpu.address), kind=gpu.kind.value,
-                      node=gpu.numa_node, socket=gpu.socket,
-                      vendor='%04x' % gpu.vendor_id,
-                      device='%04x' % gpu.device_id, **fields)
-
-
-def from_topology(topology: model.HostTopology) -> HostSummary:
-    """The host's summary from its discovered topology."""
-    return HostSummary(
-        version=VERSION,
-        nodes=tuple(NodeSummary(n.id, n.socket, len(n.cpus), n.memory_mb)
-                    for n in topology.numa_nodes),
-        # VFs are summarised on their PF (count), not listed one by one:
-        # a host can have hundreds and stats travel on every update.
-        gpus=tuple(gpu_from_model(g) for g in topology.gpus
-                   if g.kind is not model.GPUKind.VF),
-        render_nodes=tuple(RenderNodeSummary(
-            r.name, r.path, r.numa_node,
-            str(r.pci_address) if r.pci_address else None)
-            for r in topology.render_nodes),
-        warnings=len(topology.warnings))
 
 
 # -- the wire format: one table per entry kind --------------------------
@@ -335,10 +287,6 @@ def _int_or_none(value: Any) -> bool:
 
 def _str(value: Any) -> bool:
     return isinstance(value, str)
-
-
-def _str_or_none(value: Any) -> bool:
-    return value is None or isinstance(value, str)
 
 
 def _mdev_types(value: Any) -> bool:
@@ -376,15 +324,19 @@ _GPU: tuple[tuple[str, _Check], dict[str, _Check]] = (
      'vendor': _str, 'device': _str, 'rp': _str, 'used': _count,
      'vfs': _count, 'mdevs': _count, 'mdev_types': _mdev_types,
      'mdevs_by_type': _by_type, 'mig_types': _strings, 'vf_rps': _strings,
-     'pf': _str, 'render': _str, 'type': _str, 'min_share': _share})
+     'pf': _str, 'render': _str, 'type': _str, 'min_share': _share,
+     'bar64': _count})
 _RENDER: tuple[tuple[str, _Check], dict[str, _Check]] = (
     ('name', _str),
     {'path': _str, 'node': _int_or_none, 'guests': _count,
-     'pci': _str_or_none, 'present': _bool})
+     'pci': lambda v: v is None or _str(v), 'present': _bool})
 _ALWAYS = {'nodes': ('id', 'socket', 'cpus', 'mem_mb'),
            'gpus': ('addr', 'kind', 'node', 'socket', 'vendor', 'device'),
            'render_nodes': ('name', 'path', 'node', 'pci')}
 _TUPLES = ('mig_types', 'vf_rps')
+_KINDS: dict[str, tuple[tuple[tuple[str, _Check], dict[str, _Check]], Any]] = {
+    'nodes': (_NODE, NodeSummary), 'gpus': (_GPU, GPUSummary),
+    'render_nodes': (_RENDER, RenderNodeSummary)}
 
 
 def _fields(key: str, index: int, entry: Any,
@@ -416,37 +368,23 @@ def _fields(key: str, index: int, entry: Any,
     return out
 
 
-def _node(index: int, entry: Any, problems: list[str]) -> Optional[Any]:
-    fields = _fields('nodes', index, entry, _NODE, problems)
-    return None if fields is None else NodeSummary(**fields)
-
-
-def _gpu(index: int, entry: Any, problems: list[str]) -> Optional[Any]:
-    fields = _fields('gpus', index, entry, _GPU, problems)
-    return None if fields is None else GPUSummary(**fields)
-
-
-def _render(index: int, entry: Any, problems: list[str]) -> Optional[Any]:
-    fields = _fields('render_nodes', index, entry, _RENDER, problems)
-    return None if fields is None else RenderNodeSummary(**fields)
-
-
 def _entries(raw: dict[str, Any], key: str,
-             build: Callable[[int, Any, list[str]], Optional[Any]],
              problems: list[str]) -> list[Any]:
     entries = raw.get(key, [])
     if not isinstance(entries, list):
         problems.append('%s is not a list' % key)
         return []
     out = []
+    schema, cls = _KINDS[key]
     for index, entry in enumerate(entries):
-        built = build(index, entry, problems)
-        if built is not None:
-            out.append(built)
+        fields = _fields(key, index, entry, schema, problems)
+        if fields is not None:
+            out.append(cls(**fields))
     return out
 
 
-def _as_dict(entry: Any, always: tuple[str, ...]) -> dict[str, Any]:
+def _as_dict(entry: Any, key: str) -> dict[str, Any]:
+    always = _ALWAYS[key]
     out = {}
     for field in dataclasses.fields(entry):
         value = getattr(entry, field.name)
@@ -458,15 +396,3 @@ def _as_dict(entry: Any, always: tuple[str, ...]) -> dict[str, Any]:
             value = dict(value)
         out[field.name] = value
     return out
-
-
-def _node_dict(node: NodeSummary) -> dict[str, Any]:
-    return _as_dict(node, _ALWAYS['nodes'])
-
-
-def _gpu_dict(gpu: GPUSummary) -> dict[str, Any]:
-    return _as_dict(gpu, _ALWAYS['gpus'])
-
-
-def _render_dict(render: RenderNodeSummary) -> dict[str, Any]:
-    return _as_dict(render, _ALWAYS['render_nodes'])

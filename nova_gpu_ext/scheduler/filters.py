@@ -21,6 +21,8 @@ from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.core import affinity
 from nova_gpu_ext.nova_glue import wraps
+# importable as nova_gpu_ext.scheduler.filters.GPUAddressSpaceFilter too
+from nova_gpu_ext.scheduler.address_filter import GPUAddressSpaceFilter  # noqa
 from nova_gpu_ext.scheduler import numa_candidates
 from nova_gpu_ext.scheduler import numa_consume
 from nova_gpu_ext.scheduler import request as sched_request

@@ -19,11 +19,15 @@ same paths a real host has:
 * NUMA: ``devices/system/node/node<n>/{cpulist,meminfo,distance,
   hugepages/}``, ``devices/system/cpu/cpu<n>/topology/physical_package_id``.
 
-:data:`SAMPLE_HOSTS` names the hosts every test and the docs refer to.
+The named hosts every test and the docs refer to are in
+:mod:`nova_gpu_ext.sim.sample_hosts`.
 """
 
 import os
 import uuid as uuid_lib
+
+from nova_gpu_ext.sim import fake_bars
+from nova_gpu_ext.topology import sysfs_reader as sr
 
 NVIDIA = 0x10de
 AMD = 0x1002
@@ -65,22 +69,7 @@ def _symlink(target, link):
 
 
 def _cpulist(cpus):
-    cpus = sorted(cpus)
-    parts = []
-    start = prev = None
-    for cpu in cpus:
-        if start is None:
-            start = prev = cpu
-        elif cpu == prev + 1:
-            prev = cpu
-        else:
-            parts.append('%d-%d' % (start, prev) if prev != start
-                         else str(start))
-            start = prev = cpu
-    if start is not None:
-        parts.append('%d-%d' % (start, prev) if prev != start
-                     else str(start))
-    return ','.join(parts)
+    return sr.format_cpulist(cpus)
 
 
 class FakeSysfs:
@@ -97,6 +86,30 @@ class FakeSysfs:
                     exist_ok=True)
         os.makedirs(os.path.join(root, 'devices', 'system', 'node'),
                     exist_ok=True)
+        self.set_address_limits()
+
+    def set_address_limits(self, cpu_bits=fake_bars.DEFAULT_CPU_BITS,
+                           page_1g=True, vtd_cap=fake_bars.DEFAULT_VTD_CAP,
+                           amd_features=None):
+        """``<root>/_proc/cpuinfo`` and ``class/iommu`` as the kernel
+        shows them (``cpu_bits`` None: no "address sizes" line)."""
+        flags = 'fpu pse pae pge lm' + (' pdpe1gb' if page_1g else '')
+        text = 'processor\t: 0\nflags\t\t: %s\n' % flags
+        if cpu_bits:
+            text += ('address sizes\t: %d bits physical, 48 bits virtual\n'
+                     % cpu_bits)
+        _write(os.path.join(self.root, '_proc', 'cpuinfo'), text)
+        if vtd_cap:
+            _write(self.path('class', 'iommu', 'dmar0', 'intel-iommu',
+                             'cap'), vtd_cap + '\n')
+        if amd_features:
+            _write(self.path('class', 'iommu', 'ivhd0', 'amd-iommu',
+                             'features'), amd_features + '\n')
+
+    def set_bars(self, address, bars):
+        """Write ``address``'s sysfs ``resource`` (see resource_text)."""
+        _write(os.path.join(self._device_dirs[address], 'resource'),
+               fake_bars.resource_text(bars))
 
     def path(self, *parts):
         return os.path.join(self.root, *parts)
@@ -153,8 +166,11 @@ class FakeSysfs:
 
     def add_pci(self, address, vendor, device, pci_class=CLASS_3D,
                 numa_node=-1, driver=None, iommu_group=None, parent=None,
-                link=('16.0 GT/s PCIe', 16), local_cpus=None):
-        """A PCI function; returns its directory."""
+                link=('16.0 GT/s PCIe', 16), local_cpus=None,
+                documented_bars=True):
+        """A PCI function; returns its directory. A GPU of
+        ``fake_bars.DOCUMENTED_BAR1`` gets its BARs unless ``documented_bars``
+        is False (VFs: their BARs come from the PF's SR-IOV BARs)."""
         if parent is not None:
             base = self._device_dirs[parent]
         else:
@@ -193,6 +209,11 @@ class FakeSysfs:
             _symlink(group, os.path.join(dev_dir, 'iommu_group'))
             _symlink(dev_dir, os.path.join(group, 'devices', address))
         _symlink(dev_dir, self.path('bus', 'pci', 'devices', address))
+        bars = fake_bars.bars_of(vendor, device) if documented_bars \
+            else {}
+        if bars:
+            _write(os.path.join(dev_dir, 'resource'),
+                   fake_bars.resource_text(bars))
         return dev_dir
 
     def device_dir(self, address):
@@ -274,7 +295,7 @@ class FakeSysfs:
             parent = os.path.basename(os.path.dirname(pf_dir))
             vf_dir = self.add_pci(
                 vf, vendor, device, pci_class=pci_class, numa_node=numa_node,
-                driver=driver, link=None,
+                driver=driver, link=None, documented_bars=False,
                 iommu_group=(first_iommu_group + i
                              if first_iommu_group is not None else None),
                 parent=parent if parent in self._device_dirs else None)
@@ -337,279 +358,3 @@ class FakeSysfs:
 
 
 # -- sample hosts -------------------------------------------------------------
-
-
-def _two_sockets(fs, cpus_per_node=8, memory_mb=65536, hugepages=None):
-    for node in (0, 1):
-        fs.add_node(node, range(node * cpus_per_node,
-                                (node + 1) * cpus_per_node),
-                    memory_mb, socket=node, hugepages=hugepages)
-
-
-def dgx_2socket_8gpu(root, dev_root=None):
-    """2 sockets / 2 NUMA nodes, 8 NVIDIA A100 (4 per socket, 2 per PCIe
-    switch), each with a card and a render node, an ASPEED BMC console."""
-    fs = FakeSysfs(root, dev_root)
-    _two_sockets(fs, cpus_per_node=16, memory_mb=262144,
-                 hugepages={2048: 1024, 1048576: 16})
-    fs.add_pci('0000:02:00.0', 0x1a03, 0x2000, pci_class=CLASS_VGA,
-               numa_node=0, driver='ast', iommu_group=1, link=None)
-    group = 10
-    for node, buses in ((0, (0x07, 0x0f, 0x47, 0x4e)),
-                        (1, (0x87, 0x90, 0xb7, 0xbd))):
-        for i, bus in enumerate(buses):
-            if i % 2 == 0:
-                root_port = '0000:%02x:01.0' % (bus - 4)
-                switch_up = '0000:%02x:00.0' % (bus - 3)
-                fs.add_bridge(root_port, numa_node=node)
-                fs.add_bridge(switch_up, parent=root_port, numa_node=node)
-            down = '0000:%02x:%02x.0' % (bus - 2, i % 2)
-            fs.add_bridge(down, parent=switch_up, numa_node=node)
-            fs.add_gpu('0000:%02x:00.0' % bus, NVIDIA, 0x20b0, node,
-                       'nvidia', iommu_group=group, parent=down,
-                       render=True, card=True)
-            group += 1
-    return fs
-
-
-def amd_mxgpu_sriov(root, dev_root=None):
-    """AMD MxGPU: 2 FirePro S7150 x2 PFs (one per node), 16 VFs each
-    possible, 8 enabled on the first, 16 on the second."""
-    fs = FakeSysfs(root, dev_root)
-    _two_sockets(fs, cpus_per_node=12, memory_mb=131072)
-    fs.add_gpu('0000:03:00.0', AMD, 0x6929, 0, 'gim', iommu_group=20)
-    fs.add_vfs('0000:03:00.0', 8, totalvfs=16, vf_device=0x692f,
-               first_iommu_group=100)
-    fs.add_gpu('0000:83:00.0', AMD, 0x6929, 1, 'gim', iommu_group=21)
-    fs.add_vfs('0000:83:00.0', 16, totalvfs=16, vf_device=0x692f,
-               first_iommu_group=200)
-    return fs
-
-
-NVIDIA_VGPU_TYPES = (
-    # (type id, label, instances on an idle M60 GPU)
-    ('nvidia-18', 'GRID M60-2Q', 4),
-    ('nvidia-22', 'GRID M60-8Q', 1),
-)
-
-
-def nvidia_vgpu_mdev(root, dev_root=None):
-    """NVIDIA vGPU: 4 Tesla M60 GPUs (2 per node) offering mdev types; two
-    mdevs already exist on the first GPU."""
-    fs = FakeSysfs(root, dev_root)
-    _two_sockets(fs)
-    for i, (bus, node) in enumerate(((0x3d, 0), (0x3e, 0),
-                                     (0x88, 1), (0x89, 1))):
-        address = '0000:%02x:00.0' % bus
-        fs.add_gpu(address, NVIDIA, 0x13f2, node, 'nvidia',
-                   iommu_group=30 + i)
-        used = 2 if i == 0 else 0
-        fs.add_mdev_type(address, 'nvidia-18', 'GRID M60-2Q', 4 - used,
-                         description='num_heads=4, frl_config=60, '
-                                     'framebuffer=2048M')
-        fs.add_mdev_type(address, 'nvidia-22', 'GRID M60-8Q',
-                         0 if used else 1,
-                         description='num_heads=4, frl_config=60, '
-                                     'framebuffer=8192M')
-        for n in range(used):
-            fs.add_mdev(address, 'nvidia-18',
-                        uuid='a%07d-0000-4000-8000-000000000000' % n)
-    return fs
-
-
-def intel_gvtg(root, dev_root=None):
-    """Intel GVT-g: one integrated GPU (VGA class, i915) with GVT-g types,
-    single socket and single node, card0 and renderD128."""
-    fs = FakeSysfs(root, dev_root)
-    fs.add_node(0, range(8), 32768, socket=0)
-    address = '0000:00:02.0'
-    fs.add_gpu(address, INTEL, 0x3e92, 0, 'i915', pci_class=CLASS_VGA,
-               iommu_group=0, render=True, card=True)
-    fs.add_mdev_type(address, 'i915-GVTg_V5_4', 'GVTg_V5_4', 2,
-                     description='low_gm_size: 128MB, high_gm_size: 512MB')
-    fs.add_mdev_type(address, 'i915-GVTg_V5_8', 'GVTg_V5_8', 4,
-                     description='low_gm_size: 64MB, high_gm_size: 384MB')
-    return fs
-
-
-def nvidia_sriov_vgpu(root, dev_root=None):
-    """SR-IOV vGPU (NVIDIA Ampere and later, the layout of Nova's
-    virtual-GPU guide): two A10 PFs (0000:ca:00.0 on node 0, 0000:e1:00.0
-    on node 1); ``sriov-manage -e`` enabled 4 VFs on each, and each VF
-    offers one instance of ``nvidia-593`` (A10-4Q) under its own
-    ``mdev_supported_types``. One mdev exists on the first VF of the first
-    PF (its ``available_instances`` is 0)."""
-    fs = FakeSysfs(root, dev_root)
-    _two_sockets(fs)
-    for i, (pf, node) in enumerate((('0000:ca:00.0', 0),
-                                    ('0000:e1:00.0', 1))):
-        fs.add_gpu(pf, NVIDIA, 0x2236, node, 'nvidia', iommu_group=50 + i)
-        vfs = fs.add_vfs(pf, 4, totalvfs=32, driver='nvidia',
-                         first_iommu_group=150 + 10 * i)
-        for j, vf in enumerate(vfs):
-            used = i == 0 and j == 0
-            fs.add_mdev_type(vf, 'nvidia-593', 'NVIDIA A10-4Q',
-                             0 if used else 1,
-                             description='num_heads=4, frl_config=60, '
-                                         'framebuffer=4096M')
-            if used:
-                fs.add_mdev(vf, 'nvidia-593',
-                            uuid='c0000000-0000-4000-8000-000000000000')
-    return fs
-
-
-def nvidia_mig_vgpu(root, dev_root=None):
-    """MIG-backed vGPU: an A100 PF (0000:b1:00.0) in MIG mode whose 7 VFs
-    each offer one ``A100-1-5C`` instance (one GPU instance of 1 slice
-    each). Its tenants run in parallel: not time-sliced."""
-    fs = FakeSysfs(root, dev_root)
-    _two_sockets(fs)
-    fs.add_gpu('0000:b1:00.0', NVIDIA, 0x20b0, 1, 'nvidia', iommu_group=60)
-    for vf in fs.add_vfs('0000:b1:00.0', 7, totalvfs=16, driver='nvidia',
-                         first_iommu_group=160):
-        fs.add_mdev_type(vf, 'nvidia-699', 'NVIDIA A100-1-5C', 1)
-    return fs
-
-
-def nvidia_vfio_variant(root, dev_root=None):
-    """NVIDIA vGPU on the vendor's VFIO variant driver (no mdev): an L40S
-    PF (0000:4a:00.0) with 4 VFs bound to ``nvidia_vgpu_vfio``; the vGPU
-    type is set per VF in sysfs and Nova passes the VFs through as PCI
-    devices (``[pci] device_spec`` with ``"managed": "no"``, Nova 31 and
-    later). The VFs are the tenants of their PF, like SR-IOV VFs."""
-    fs = FakeSysfs(root, dev_root)
-    _two_sockets(fs)
-    fs.add_gpu('0000:4a:00.0', NVIDIA, 0x26b9, 0, 'nvidia', iommu_group=70)
-    for vf in fs.add_vfs('0000:4a:00.0', 4, totalvfs=32,
-                         driver='nvidia_vgpu_vfio', first_iommu_group=170):
-        _write(os.path.join(fs.device_dir(vf), 'nvidia',
-                            'current_vgpu_type'), '1155\n')
-    return fs
-
-
-def single_socket_numa_unknown(root, dev_root=None):
-    """A single-socket host whose GPU reports ``numa_node`` = -1."""
-    fs = FakeSysfs(root, dev_root)
-    fs.add_node(0, range(16), 65536, socket=0)
-    fs.add_gpu('0000:01:00.0', NVIDIA, 0x1eb8, -1, 'vfio-pci',
-               iommu_group=1, render=False, audio=True)
-    return fs
-
-
-def two_node_numa_unknown(root, dev_root=None):
-    """A 2-node host whose only GPU reports ``numa_node`` = -1."""
-    fs = FakeSysfs(root, dev_root)
-    _two_sockets(fs)
-    fs.add_gpu('0000:41:00.0', NVIDIA, 0x1eb8, -1, 'vfio-pci',
-               iommu_group=5)
-    return fs
-
-
-def no_gpu(root, dev_root=None):
-    """A CPU-only host: NUMA nodes and a NIC, no display controller."""
-    fs = FakeSysfs(root, dev_root)
-    _two_sockets(fs, cpus_per_node=4, memory_mb=16384)
-    fs.add_pci('0000:18:00.0', INTEL, 0x1572, pci_class=0x020000,
-               numa_node=0, driver='i40e', iommu_group=3)
-    return fs
-
-
-def broken(root, dev_root=None):
-    """Everything that goes wrong in the field, on one 2-node host.
-
-    * a GPU with an empty ``vendor``-less twin (skipped, warned),
-    * a GPU whose ``numa_node`` says ``garbage``,
-    * a dangling ``driver`` symlink and a dangling ``iommu_group``,
-    * an mdev type whose ``available_instances`` is empty,
-    * a render node for virtio/vgem with no PCI parent,
-    * a GPU behind a non-ACS switch sharing its IOMMU group with a NIC,
-    * a NUMA node whose ``meminfo`` is unreadable garbage.
-    """
-    fs = FakeSysfs(root, dev_root)
-    _two_sockets(fs, cpus_per_node=4, memory_mb=16384)
-    _write(fs.path('devices', 'system', 'node', 'node1', 'meminfo'),
-           'no numbers here\n')
-    good = fs.add_gpu('0000:05:00.0', NVIDIA, 0x1eb8, 0, 'vfio-pci',
-                      iommu_group=7, render=True)
-    fs.add_pci('0000:04:00.0', INTEL, 0x1572, pci_class=0x020000,
-               numa_node=0, driver='i40e', iommu_group=7)
-    del good
-    odd = fs.add_gpu('0000:06:00.0', NVIDIA, 0x1eb8, 1, 'vfio-pci')
-    _write(os.path.join(odd, 'numa_node'), 'garbage\n')
-    dangling = fs.add_gpu('0000:07:00.0', AMD, 0x66a1, 1, None)
-    os.symlink('../../../bus/pci/drivers/gone', os.path.join(dangling,
-                                                             'driver'))
-    os.symlink('../../../kernel/iommu_groups/999',
-               os.path.join(dangling, 'iommu_group'))
-    nameless = fs.add_pci('0000:08:00.0', NVIDIA, 0x13f2, numa_node=1)
-    os.unlink(os.path.join(nameless, 'vendor'))
-    mdev_parent = fs.add_gpu('0000:09:00.0', NVIDIA, 0x13f2, 1, 'nvidia')
-    type_dir = fs.add_mdev_type('0000:09:00.0', 'nvidia-18', 'GRID M60-2Q',
-                                4)
-    _write(os.path.join(type_dir, 'available_instances'), '')
-    del mdev_parent
-    fs.add_drm('renderD130', platform='vgem', driver='vgem')
-    return fs
-
-
-def virgl_2node(root, dev_root=None):
-    """The demo's sample host (see :mod:`nova_gpu_ext.sim.samplehost`)."""
-    from nova_gpu_ext.sim import samplehost
-    return samplehost.write_sysfs(root, dev_root=dev_root)
-
-
-def generated(root, gpus=16, vfs_per_gpu=16, nodes=2, dev_root=None):
-    """A large host for benchmarks: ``gpus`` PFs spread over ``nodes``
-    nodes, each with ``vfs_per_gpu`` VFs, a render node and an mdev type."""
-    fs = FakeSysfs(root, dev_root)
-    per_node = max(1, 64 // nodes)
-    for node in range(nodes):
-        fs.add_node(node, range(node * per_node, (node + 1) * per_node),
-                    131072, socket=node)
-    for i in range(gpus):
-        node = i * nodes // gpus
-        address = '0000:%02x:00.0' % (0x10 + i * 4)
-        fs.add_gpu(address, AMD, 0x6929, node, 'gim', iommu_group=i + 1,
-                   render=True)
-        if vfs_per_gpu:
-            fs.add_vfs(address, vfs_per_gpu, vf_device=0x692f,
-                       first_iommu_group=1000 + i * vfs_per_gpu)
-    return fs
-
-
-def build_from_description(root, nodes, gpus, dev_root=None):
-    """A host from a plain description (used by the demo's sample host).
-
-    ``nodes``: [{id, socket, cpus, memory_mb}]; ``gpus``: [{address, vendor
-    (hex str), device (hex str), numa_node, driver, mdev_types {type:
-    instances}, render_node (e.g. 'renderD128') or None}].
-    """
-    fs = FakeSysfs(root, dev_root)
-    for node in nodes:
-        fs.add_node(node['id'], node['cpus'], node['memory_mb'],
-                    socket=node['socket'])
-    for i, gpu in enumerate(gpus):
-        fs.add_gpu(gpu['address'], int(gpu['vendor'], 16),
-                   int(gpu['device'], 16), gpu['numa_node'], gpu['driver'],
-                   iommu_group=40 + i)
-        for type_name, count in (gpu.get('mdev_types') or {}).items():
-            fs.add_mdev_type(gpu['address'], type_name, type_name, count)
-        if gpu.get('render_node'):
-            fs.add_drm(gpu['render_node'], gpu['address'])
-    return fs
-
-
-SAMPLE_HOSTS = {
-    'dgx_2socket_8gpu': dgx_2socket_8gpu,
-    'amd_mxgpu_sriov': amd_mxgpu_sriov,
-    'nvidia_vgpu_mdev': nvidia_vgpu_mdev,
-    'intel_gvtg': intel_gvtg,
-    'nvidia_sriov_vgpu': nvidia_sriov_vgpu,
-    'nvidia_mig_vgpu': nvidia_mig_vgpu,
-    'nvidia_vfio_variant': nvidia_vfio_variant,
-    'single_socket_numa_unknown': single_socket_numa_unknown,
-    'two_node_numa_unknown': two_node_numa_unknown,
-    'no_gpu': no_gpu,
-    'broken': broken,
-    'virgl_2node': virgl_2node,
-}

@@ -15,6 +15,7 @@ import dataclasses
 from oslo_log import log as logging
 
 from nova_gpu_ext.core import summary as host_summary_core
+from nova_gpu_ext.core import summary_build
 from nova_gpu_ext import model
 from nova_gpu_ext.topology import discover as discovery
 from nova_gpu_ext.topology import paths
@@ -62,7 +63,7 @@ def log_changes(previous, topology):
 
 def host_summary(topology):
     """The :class:`HostSummary` of a discovered host."""
-    return host_summary_core.from_topology(topology)
+    return summary_build.from_topology(topology)
 
 
 def provider_names(gpu, nodename):
@@ -109,7 +110,7 @@ def gpu_entry(topology, gpu, uuids=None):
     """One physical GPU's summary entry (:class:`GPUSummary`), VFs' mdev
     types included, as the compute publishes it (without what only the
     driver knows)."""
-    return add_vf_providers(host_summary_core.gpu_from_model(gpu), topology,
+    return add_vf_providers(summary_build.gpu_from_model(gpu), topology,
                             uuids or {})
 
 
@@ -133,7 +134,7 @@ def add_vf_providers(entry, topology, uuids):
     mig = set(entry.mig_types or ())
     for vf in vfs:
         mig.update(t.name for t in vf.mdev_types
-                   if host_summary_core.is_mig_backed(t))
+                   if summary_build.is_mig_backed(t))
         for t in vf.mdev_types:
             types[t.name] = (types.get(t.name) or 0) + (
                 t.available_instances or 0)

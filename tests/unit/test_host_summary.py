@@ -10,7 +10,8 @@ import json
 import pytest
 
 from nova_gpu_ext.core import summary as host_summary
-from nova_gpu_ext.sim import fake_sysfs
+from nova_gpu_ext.core import summary_build
+from nova_gpu_ext.sim import sample_hosts
 from nova_gpu_ext.topology import host_facts
 
 HostSummary = host_summary.HostSummary
@@ -68,9 +69,9 @@ def test_the_entries_are_frozen():
 
 @pytest.mark.parametrize('layout', ['nvidia_vgpu_mdev', 'amd_mxgpu_sriov'])
 def test_what_discovery_builds_round_trips(tmp_path, layout):
-    getattr(fake_sysfs, layout)(str(tmp_path))
+    getattr(sample_hosts, layout)(str(tmp_path))
     topology = host_facts.discover(str(tmp_path))
-    built = host_summary.from_topology(topology)
+    built = summary_build.from_topology(topology)
     assert not built.is_partial
     stats = {host_summary.STATS_KEY: built.to_stats()}
     assert HostSummary.from_stats(stats) == built
