@@ -34,6 +34,7 @@ import sys
 
 from oslo_config import cfg
 
+from nova_gpu_ext.cmd import explain_address
 from nova_gpu_ext.cmd import host_source
 from nova_gpu_ext import model
 from nova_gpu_ext.core import spec as specs
@@ -109,6 +110,7 @@ def register(subparsers):
                         help='a nova.conf with [gpu_ext] and '
                              '[gpu_sharing_<type>] options (repeatable; '
                              'default: none, option defaults)')
+    explain_address.add_arguments(parser)
     parser.add_argument('--format', choices=('table', 'json'),
                         default='table')
     parser.set_defaults(func=run)
@@ -127,11 +129,19 @@ def run(args, out=None):
         sys.stderr.write('nova-gpu-ext explain: %s\n' % exc)
         return USAGE
     result['host'] = source
+    result['address_space'] = explain_address.explain(
+        topology, result, extra_specs, args.memory_mb, args.firmware,
+        args.machine)
+    if result['address_space']['refused']:
+        # GPUAddressSpaceFilter refuses such a host (same core plan)
+        _refuse(result, 'Address space: %s' %
+                result['address_space']['refused'])
     if args.format == 'json':
         json.dump(result, out, indent=2, sort_keys=True)
         out.write('\n')
     else:
         out.write(render_table(result))
+        out.write(explain_address.render(result['address_space']))
     return PLACEABLE if result['placeable'] else REFUSED
 
 
@@ -308,22 +318,21 @@ def _shared_facts(topology, kind, args, tenants, conf):
     for gpu in topology.physical_gpus():
         entry = host_facts.gpu_entry(topology, gpu)
         if kind == VGPU:
-            types = entry.get('mdev_types') or {}
+            types = entry.mdev_types or {}
             if not types or (args.mdev_type and
                              args.mdev_type not in types):
                 continue
             if args.mdev_type:
-                entry['type'] = args.mdev_type
+                entry = dataclasses.replace(entry, type=args.mdev_type)
             facts = host_facts.gpu_facts(
                 entry, 0, lambda t: sharing_conf.profile_for(conf, t))
             default = facts.created
         else:
-            if entry.get('mdev_types') or entry.get('kind') != 'pf' or \
-                    not entry.get('vfs'):
+            if entry.mdev_types or not entry.is_pf or not entry.vfs:
                 continue
             default = 0
         facts = host_facts.gpu_facts(
-            entry, tenants.get(entry['addr'], default),
+            entry, tenants.get(entry.addr, default),
             lambda t: sharing_conf.profile_for(conf, t))
         out.append((gpu, facts))
     if not out:

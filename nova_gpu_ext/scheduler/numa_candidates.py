@@ -29,7 +29,6 @@ from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext.nova_glue import numa_fit
 from nova_gpu_ext.nova_glue import request_inputs
 from nova_gpu_ext.core import numa_books
-from nova_gpu_ext.scheduler import request as sched_request
 
 LOG = logging.getLogger(__name__)
 CONF = gpu_conf.CONF
@@ -41,8 +40,7 @@ ATTRIBUTE = 'gpu_ext_numa_fit'
 def pci_gpu(spec_obj, summary):
     """Does a PCI request of the guest ask for a GPU this host published
     (:func:`numa_books.wants_gpu_device`, the claim's rule)?"""
-    gpus = {(g.get('vendor'), g.get('device'))
-            for g in summary.get('gpus', ())}
+    gpus = summary.device_ids
     requests = getattr(getattr(spec_obj, 'pci_requests', None), 'requests',
                        None) or ()
     return numa_books.wants_gpu_device(
@@ -52,9 +50,8 @@ def pci_gpu(spec_obj, summary):
 def _render_nodes(summary):
     limit = CONF.gpu_ext.render_node_max_guests
     return numa_books.render_nodes_with_room(
-        [(r['name'], r.get('node'), r.get('guests', 0), limit)
-         for r in summary.get('render_nodes', ())
-         if r.get('present', True)])
+        [(r.name, r.node, r.guests or 0, limit)
+         for r in summary.render_nodes or () if r.usable])
 
 
 def requested_topology(spec_obj, request, policy, pci):
@@ -86,10 +83,9 @@ def filter_candidates(host_filter, host_state, spec_obj, request, policy,
     requested, synthetic = requested_topology(spec_obj, request, policy, pci)
     if not requested:
         return True
-    by_provider = sched_request.gpus_by_provider(summary)
-    if request.vgpus and not by_provider:
+    if request.vgpus and not summary.by_provider:
         return True     # no provider map yet: the compute enforces it
-    nodes = {n['id']: n.get('socket') for n in summary.get('nodes', ())} or \
+    nodes = dict(summary.node_sockets) or \
         {c.id: None for c in host_topology.cells}
     limits = numa_fit.limits(host_state.cpu_allocation_ratio,
                              host_state.ram_allocation_ratio)
@@ -105,8 +101,8 @@ def filter_candidates(host_filter, host_state, spec_obj, request, policy,
     def steering_of(candidate):
         if render is not None:
             return ('render',), render
-        gpu_nodes = tuple(g.get('node') for g in sched_request.candidate_gpus(
-            candidate, by_provider))
+        gpu_nodes = tuple(g.node for g in summary.gpus_of(
+            candidate.get('allocations', {})))
         return gpu_nodes, numa_fit.steering_for(policy, requested, nodes,
                                                 gpu_nodes)
 
