@@ -8,9 +8,10 @@ boot telemetry's watcher (:mod:`.boot_telemetry`) blocks on
 * a pipe the driver's ``cleanup`` writes to (the guest was destroyed),
 
 through :mod:`selectors` (epoll: a busy nova-compute has descriptors above
-``select()``'s 1024). Without inotify (not Linux), and under eventlet
-(whose green selectors do not wake on these descriptors), the file, the
-pipe and the process are looked at every :data:`FALLBACK_WAIT` seconds.
+``select()``'s 1024). Without inotify (not Linux) the file is looked at
+every :data:`FALLBACK_WAIT` seconds; under eventlet (whose green selectors
+do not wake on these descriptors) the file, the stop flag and the process
+every :data:`GREEN_WAIT` seconds (a green sleep between).
 """
 
 import os
@@ -23,6 +24,8 @@ LOG = logging.getLogger(__name__)
 
 #: without inotify (not Linux): how often the console file is looked at
 FALLBACK_WAIT = 0.25
+#: under eventlet (green sleeps): how often everything is looked at
+GREEN_WAIT = 0.05
 #: libvirt's pidfile directories of qemu:///system
 PID_DIRS = ('/run/libvirt/qemu', '/var/run/libvirt/qemu')
 
@@ -142,7 +145,7 @@ class Waiter:
         if self.notify is None:
             seconds = min(seconds, FALLBACK_WAIT)
         if self.green:
-            return self._green_wait(seconds)
+            return self._green_wait(min(seconds, GREEN_WAIT))
         ready = [key.fd for key, _ in self.selector.select(seconds)]
         if self.notify is not None and self.notify.fd in ready:
             self.notify.drain()
