@@ -55,7 +55,7 @@ _SCHEMA = {
         'kind': _str, 'node': _int_or_none, 'socket': _int_or_none,
         'vendor': _str, 'device': _str, 'rp': _str, 'used': _count,
         'vfs': _count, 'mdevs': _count, 'mdev_types': _mdev_types,
-        'pf': _str, 'render': _str}),
+        'pf': _str, 'render': _str, 'vf_device': _str}),
     'render_nodes': (('name', _str), {
         'path': _str, 'node': _int_or_none, 'guests': _count,
         'pci': (lambda v: v is None or _str(v))}),

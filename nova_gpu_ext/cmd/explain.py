@@ -37,7 +37,9 @@ from oslo_config import cfg
 from nova_gpu_ext.cmd import host_source
 from nova_gpu_ext import model
 from nova_gpu_ext import specs
+from nova_gpu_ext.core import numa
 from nova_gpu_ext.placement import affinity
+from nova_gpu_ext.placement import inputs
 from nova_gpu_ext.placement import packing
 from nova_gpu_ext.placement import sharing
 
@@ -105,6 +107,16 @@ def register(subparsers):
                         help='the mdev type a VGPU is created from '
                              '(default: the first type of the first '
                              'mdev-capable GPU)')
+    parser.add_argument('--image-property', metavar='KEY=VALUE', nargs='+',
+                        action='extend', default=[],
+                        help="the image's properties that change the "
+                             'decision, e.g. '
+                             'hw_pci_numa_affinity_policy=required '
+                             '(may only narrow the flavor\'s policy)')
+    parser.add_argument('--port-policy', metavar='PORT=POLICY', nargs='+',
+                        action='extend', default=[],
+                        help="a port's numa_affinity_policy (may only "
+                             "narrow the flavor's policy)")
     parser.add_argument('--config-file', action='append', default=[],
                         help='a nova.conf with [gpu_ext] and '
                              '[gpu_sharing_<type>] options (repeatable; '
@@ -154,7 +166,14 @@ def explain(topology, extra_specs, request, args, conf):
     """Every decision for ``request`` on ``topology``, as a JSON-able dict."""
     tenants = _pairs(args.tenants, '--tenants', int)
     kind = _request_kind(request)
-    policy, policy_source = _policy(request, extra_specs, kind, conf)
+    # The filter's, the claim's and the driver's resolver (core.numa).
+    resolved = inputs.resolve(
+        extra_specs, _pairs(getattr(args, 'image_property', None) or [],
+                            '--image-property', str),
+        tuple(_pairs(getattr(args, 'port_policy', None) or [],
+                     '--port-policy', str).items()),
+        conf.gpu_ext.numa_affinity_policy, request=request)
+    policy, policy_source = resolved.policy, resolved.policy_source
     strategy = request.placement or conf.gpu_ext.sharing_default_placement
     strategy_source = ('flavor gpu:placement' if request.placement else
                        '[gpu_ext] sharing_default_placement')
@@ -170,6 +189,8 @@ def explain(topology, extra_specs, request, args, conf):
             'memory_mb': args.memory_mb,
             'numa_affinity_policy': policy,
             'numa_affinity_policy_source': policy_source,
+            'numa_affinity_policy_notes': [
+                str(n) for n in resolved.notes + resolved.remarks],
         },
         'nodes': [dataclasses.asdict(n) for n in nodes],
         'node_usage': {str(k): v for k, v in sorted(node_usage.items())},
@@ -236,17 +257,6 @@ def _device_count(request, kind):
         return request.vgpus
     return (sum(n for _, n in request.pci_aliases) +
             sum(n for _, n in request.custom_resources))
-
-
-def _policy(request, extra_specs, kind, conf):
-    if request.numa_affinity_policy:
-        return request.numa_affinity_policy, 'flavor gpu:numa_affinity_policy'
-    pci_policy = extra_specs.get('hw:pci_numa_affinity_policy')
-    if kind == PCI and pci_policy in affinity.POLICIES:
-        # Nova applies its own PCI policy to PCI devices: compose, never
-        # contradict it.
-        return pci_policy, 'flavor hw:pci_numa_affinity_policy'
-    return conf.gpu_ext.numa_affinity_policy, '[gpu_ext] numa_affinity_policy'
 
 
 def _domain_usage(args):
@@ -434,14 +444,15 @@ def _decide_whole(result, topology, needs, nodes, tenants, count):
     # A guest with several GPUs is placed by its first; under a strict
     # binding the others must be on the same node (affinity's rule).
     group = [chosen] + [c for c in accepted[1:]
-                        if chosen.binding != affinity.STRICT or
+                        if not numa.every_gpu_on_one_node(needs.policy) or
                         c.gpu.numa_node == chosen.gpu.numa_node]
     if len(group) < count:
         return _refuse(result, 'The flavor needs %d whole GPUs; %d are '
                        'accepted%s.' % (
                            count, len(group),
                            ' on NUMA node %s' % chosen.node
-                           if chosen.binding == affinity.STRICT else ''))
+                           if numa.every_gpu_on_one_node(needs.policy)
+                           else ''))
     for c in group[:count]:
         rows[c.gpu.address]['status'] = 'chosen'
     _record(result, chosen, [c.gpu.address for c in group[:count]])
@@ -469,8 +480,8 @@ def _decide_render(result, topology, needs, nodes, tenants, conf, only_node,
         _refuse(result, 'Render node: %s.' % choice.reason)
     elif alone:
         binding = None
-        if choice.node is not None and needs.policy != 'legacy':
-            binding = affinity.binding_mode(needs.policy)
+        if choice.node is not None:
+            binding = numa.binding_mode(needs.policy)
         result['decision'] = {'gpu': None, 'gpus': [], 'node': choice.node,
                               'binding': binding,
                               'numa_local': choice.node is not None,
@@ -568,6 +579,8 @@ def render_table(result):
     parts.append('Asks for: %s; NUMA policy %s (%s)\n' % (
         what, req['numa_affinity_policy'],
         req['numa_affinity_policy_source']))
+    notes = req.get('numa_affinity_policy_notes', ())
+    parts.extend('  %s\n' % n for n in notes)
     if 'placement' in req:
         parts.append('Shared GPU: %s (%s), minimum share %s, sharing '
                      'parameters from %s\n' % (

@@ -91,6 +91,17 @@ def gpu_summary(gpu: model.GPU) -> dict:
     return entry
 
 
+def _with_vf_device(topology: model.HostTopology, entry: dict,
+                    gpu: model.GPU) -> dict:
+    # A PCI alias may name the VFs' device id (not the PF's): the scheduler
+    # tells it is one of the host's GPUs by it (numa_books.gpu_nodes).
+    for vf in gpu.vfs[:1]:
+        function = topology.gpu(vf)
+        if function is not None:
+            entry['vf_device'] = '%04x' % function.device_id
+    return entry
+
+
 def host_summary(topology: model.HostTopology) -> dict:
     """The compact host view published in compute node stats."""
     return {
@@ -99,8 +110,8 @@ def host_summary(topology: model.HostTopology) -> dict:
                    'mem_mb': n.memory_mb} for n in topology.numa_nodes],
         # VFs are summarised on their PF (count), not listed one by one:
         # a host can have hundreds and stats travel on every update.
-        'gpus': [gpu_summary(g) for g in topology.gpus
-                 if g.kind is not model.GPUKind.VF],
+        'gpus': [_with_vf_device(topology, gpu_summary(g), g)
+                 for g in topology.gpus if g.kind is not model.GPUKind.VF],
         'render_nodes': [{'name': r.name, 'path': r.path, 'node': r.numa_node,
                           'pci': str(r.pci_address) if r.pci_address
                           else None}

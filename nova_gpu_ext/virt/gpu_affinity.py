@@ -26,6 +26,7 @@ from nova.virt.libvirt import config as vconfig
 from nova.virt.libvirt import utils as libvirt_utils
 from oslo_log import log as logging
 
+from nova_gpu_ext.core import numa
 from nova_gpu_ext import model
 from nova_gpu_ext.placement import affinity
 from nova_gpu_ext.virt import operations
@@ -112,7 +113,7 @@ def usable_node_cpus(topology, node_id, allowed, mode, instance):
     if allowed:
         cpus &= set(allowed)
     if not cpus:
-        if mode == affinity.STRICT:
+        if mode == numa.STRICT:
             operations.admit(instance, 'none of the CPUs Nova may use for '
                              'this guest is on NUMA node %d' % node_id)
         LOG.warning('No usable CPU on NUMA node %d; guest not bound',
@@ -271,15 +272,19 @@ def apply(driver, guest, instance, request, topology, policy,
     if gpus:
         first = topology.gpu(gpus[0])
         slot = affinity.GPUSlot(gpus[0], first.numa_node, first.socket)
+        # The claim fits a one-cell topology for every GPU it can see
+        # (numa_claim.plan: a vGPU, a PCI alias of a host GPU, a
+        # resources:CUSTOM_* class on a GPU's provider).
+        claimed = request.wants_devices
         if cells:
             _check_cells(first, cells, topology, policy, instance)
             changes.extend(expose_device_locality(guest, topology, instance,
                                                   driver))
-        elif policy == 'preferred':
+        elif claimed and numa.applies(policy) and not numa.refuses(policy):
             # Nova's claim gave the guest no cell (numa_claim): no node
             # had room for it; an unbound guest is not in anyone's books.
             changes.append('numa: not bound (no NUMA node had room for the '
-                           'guest as one cell; policy preferred)')
+                           'guest as one cell; policy %s)' % policy)
         else:
             choice = affinity.choose_node(needs, slot,
                                           node_capacities(topology))
@@ -287,7 +292,8 @@ def apply(driver, guest, instance, request, topology, policy,
                 operations.admit(instance, choice.reason)
             for other in gpus[1:]:
                 gpu = topology.gpu(other)
-                if policy == 'required' and choice.node is not None and \
+                if numa.every_gpu_on_one_node(policy) and \
+                        choice.node is not None and \
                         gpu.numa_node != choice.node:
                     operations.admit(instance, 'GPU %s is on node %s, not on '
                                      'node %d with GPU %s' % (
@@ -316,10 +322,10 @@ def apply(driver, guest, instance, request, topology, policy,
             changes.append('render node: %s (%s)' % (
                 _add_render_node(guest, choice.render, request.display),
                 choice.reason))
+        mode = numa.binding_mode(policy)
         if bound_node is None and not cells and choice.node is not None \
-                and choice.render is not None:
-            line = _bind(guest, topology, choice.node,
-                         affinity.binding_mode(policy), instance)
+                and choice.render is not None and mode is not None:
+            line = _bind(guest, topology, choice.node, mode, instance)
             if line:
                 changes.append('numa: %s (render node %s)' % (
                     line, choice.render.name))
@@ -334,17 +340,16 @@ def expose_device_locality(guest, topology, instance, driver):
 
 
 def _check_cells(gpu, cells, topology, policy, instance):
-    if policy in ('legacy',) or gpu.numa_node is None and \
-            policy == 'preferred':
-        return
-    if gpu.numa_node in cells:
-        return
-    if policy == 'socket' and gpu.socket is not None and any(
-            topology.socket_of(c) == gpu.socket for c in cells):
+    """Nova placed the guest's cells (the claim): do they keep the rule
+    (:func:`numa.check_cells`)?"""
+    kept, refuse = numa.check_cells(
+        policy, gpu.numa_node, gpu.socket, cells,
+        {n.id: n.socket for n in topology.numa_nodes})
+    if kept:
         return
     reason = ('GPU %s is on NUMA node %s but the guest\'s cells are on %s' %
               (gpu.address, gpu.numa_node, cells))
-    if policy in ('required', 'socket'):
+    if refuse:
         operations.admit(instance, reason + ' (policy %s)' % policy)
         return
     LOG.warning('%s (policy %s: accepted)', reason, policy,
@@ -426,7 +431,7 @@ def rewrite_migration_xml(xml, decision):
         memory = tune.find('./memory')
         if memory is None:
             memory = etree.SubElement(tune, 'memory')
-        memory.set('mode', decision.get('numa_mode') or affinity.STRICT)
+        memory.set('mode', decision.get('numa_mode') or numa.STRICT)
         memory.set('nodeset', node)
     return etree.tostring(root, encoding='unicode')
 

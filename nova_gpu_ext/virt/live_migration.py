@@ -35,6 +35,7 @@ import json
 from nova import objects
 from oslo_log import log as logging
 
+from nova_gpu_ext.core import numa
 from nova_gpu_ext.placement import affinity
 from nova_gpu_ext.virt import gpu_affinity
 from nova_gpu_ext.virt import operations
@@ -129,8 +130,9 @@ def _choose(driver, instance, request, migrate_data, topology, policy,
         else:
             render_path = choice.render.path
             if node is None and choice.node is not None and \
+                    numa.binding_mode(policy) is not None and \
                     not getattr(instance, 'numa_topology', None):
-                node, mode = choice.node, affinity.binding_mode(policy)
+                node, mode = choice.node, numa.binding_mode(policy)
     cpus = set()
     if node is not None:
         shared = (migrate_data.dst_cpu_shared_set_info

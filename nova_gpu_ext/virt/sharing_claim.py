@@ -88,9 +88,8 @@ class SharingClaims:
                     entry, tenants, profile_for,
                     self.resident_min_share(address, instance.uuid)),))
                 decision = decide.decide(decide.DecisionRequest(
-                    needs=affinity.GuestNeeds(
-                        instance.flavor.vcpus, instance.flavor.memory_mb,
-                        'legacy'),
+                    needs=affinity.GuestNeeds.without_numa_rule(
+                        instance.flavor.vcpus, instance.flavor.memory_mb),
                     strategy=strategy, min_share=request.min_share), facts)
                 verdict = decision.gpus[0] if decision.gpus else None
                 if verdict is None or verdict.load is None:

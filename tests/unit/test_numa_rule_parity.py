@@ -326,18 +326,28 @@ def facts(request, tmp_path):
         pci_requests(case), host, pci_stats(case, topology, host))
 
 
-# -- the four adapters ----------------------------------------------------------
+# -- the four adapters -------------------------------------------------------
 
 def _local(node, case):
     return node is not None and node == case.gpu_node
+
+
+def gpu_allocation(case):
+    """The placement allocation of the GPU: a VGPU of the T4's provider,
+    or (PCI in placement, a device spec with ``resource_class:
+    CUSTOM_GPU_T4``) the whole T4's own provider."""
+    if case.kind == 'vgpu':
+        return {'rp-%s' % T4: {'resources': {'VGPU': 1}}}
+    if case.kind == 'custom':
+        return {'rp-%s' % T4: {'resources': {'CUSTOM_GPU_T4': 1}}}
+    return {}
 
 
 def run_filter(f):
     summary = gpu_driver.GPULibvirtDriver.gpu_host_summary(f.driver,
                                                            f.topology)
     allocations = {'compute-rp': {'resources': {'VCPU': VCPUS}}}
-    if f.case.kind == 'vgpu':
-        allocations['rp-%s' % T4] = {'resources': {'VGPU': 1}}
+    allocations.update(gpu_allocation(f.case))
     host_state = types.SimpleNamespace(
         host='host1', stats={'gpu_ext': json.dumps(summary)},
         numa_topology=f.host, cpu_allocation_ratio=1.0,
@@ -376,9 +386,8 @@ def run_claim(f):
         claimed_numa_topology=None,
         tracker=types.SimpleNamespace(
             reportclient=types.SimpleNamespace(
-                get_allocations_for_consumer=lambda c, u: (
-                    {'rp-%s' % T4: {'resources': {'VGPU': 1}}}
-                    if f.case.kind == 'vgpu' else {})),
+                get_allocations_for_consumer=lambda c, u: gpu_allocation(
+                    f.case)),
             pci_tracker=types.SimpleNamespace(stats=f.stats)))
     plan = numa_claim.plan(f.driver, claim)
     if plan is None:
