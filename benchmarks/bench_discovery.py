@@ -16,7 +16,7 @@ import tempfile
 import time
 
 from nova_gpu_ext.topology import discover
-from nova_gpu_ext.topology import fake_sysfs
+from nova_gpu_ext.sim import fake_sysfs
 from nova_gpu_ext.topology import paths as sysfs_paths
 
 TARGET_MS = 50.0

@@ -109,15 +109,15 @@ import time
 from typing import Optional
 
 try:
-    from nova_gpu_ext.placement import affinity
-    from nova_gpu_ext.placement import packing
-    from nova_gpu_ext.placement import sharing
+    from nova_gpu_ext.core import affinity
+    from nova_gpu_ext.core import packing
+    from nova_gpu_ext.core import sharing
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))))
-    from nova_gpu_ext.placement import affinity
-    from nova_gpu_ext.placement import packing
-    from nova_gpu_ext.placement import sharing
+    from nova_gpu_ext.core import affinity
+    from nova_gpu_ext.core import packing
+    from nova_gpu_ext.core import sharing
 
 NODES = 2
 CPUS_PER_NODE = 16

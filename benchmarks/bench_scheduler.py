@@ -127,7 +127,7 @@ class SchedulerBench(object):
 
     def add_hosts(self, count):
         from nova import objects
-        from nova_gpu_ext import host_facts
+        from nova_gpu_ext.topology import host_facts
         from oslo_utils import uuidutils
         import sqlalchemy as sa
         providers, inventories, traits, now = [], [], [], None

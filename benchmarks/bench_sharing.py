@@ -4,7 +4,7 @@ Replays one seeded arrival/departure workload on a simulated fleet for three
 policies and prints, per policy, whole GPUs left free, tenants per GPU, the
 worst-case wait between a tenant's turns, timeout and min-share violations
 and refused requests, with ratios against the upstream baseline of the same
-run. Uses only the pure core (``nova_gpu_ext.placement``): no Nova needed.
+run. Uses only the pure core (``nova_gpu_ext.core``): no Nova needed.
 
     python benchmarks/bench_sharing.py [--arrivals 3000] [--hosts 50]
         [--lifetime 500,1300] [--seed 5] [--margin 0.75]
@@ -96,17 +96,17 @@ import time
 from typing import Optional
 
 try:
-    from nova_gpu_ext import host_facts
-    from nova_gpu_ext.placement import decide
-    from nova_gpu_ext.placement import packing
-    from nova_gpu_ext.placement import sharing
+    from nova_gpu_ext.topology import host_facts
+    from nova_gpu_ext.core import decide
+    from nova_gpu_ext.core import packing
+    from nova_gpu_ext.core import sharing
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))))
-    from nova_gpu_ext import host_facts
-    from nova_gpu_ext.placement import decide
-    from nova_gpu_ext.placement import packing
-    from nova_gpu_ext.placement import sharing
+    from nova_gpu_ext.topology import host_facts
+    from nova_gpu_ext.core import decide
+    from nova_gpu_ext.core import packing
+    from nova_gpu_ext.core import sharing
 
 GUEST_TIMEOUT_MS = 2000.0
 GPUS_PER_HOST = 4

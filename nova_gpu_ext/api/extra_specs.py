@@ -1,6 +1,6 @@
 """Validators for the ``gpu:`` flavor extra specs, for nova-api.
 
-Layer rule: adapter. Generated from :data:`nova_gpu_ext.specs.SPEC_TABLE`,
+Layer rule: adapter. Generated from :data:`nova_gpu_ext.core.spec.SPEC_TABLE`,
 the same table the scheduler and driver parse, so the API accepts exactly
 what the services understand. Registered through the
 ``nova.api.extra_spec_validators`` entry point; Nova then answers HTTP 400
@@ -13,7 +13,7 @@ tweak, and the message lists the installed ones.
 from nova.api.validation.extra_specs import base
 from nova import exception
 
-from nova_gpu_ext import specs
+from nova_gpu_ext.core import spec as specs
 
 
 class GPUExtraSpecValidator(base.ExtraSpecValidator):

@@ -1,16 +1,16 @@
 """``nova-gpu-ext boot-report``: where this host's build time went.
 
-Layer rule: adapter (CLI). Reads the record the driver writes
-(``[gpu_ext] state_dir``/boot-phases.jsonl, see
-:mod:`nova_gpu_ext.virt.boot_telemetry`) and summarizes it with the pure
-:mod:`nova_gpu_ext.boot_stats`; matplotlib is imported only for ``--plot``.
+Layer rule: adapter (CLI). Reads the record the driver writes (``[gpu_ext]
+state_dir``/boot-phases.jsonl, see :mod:`nova_gpu_ext.virt.boot_telemetry`) and
+summarizes it with the pure :mod:`nova_gpu_ext.core.boot_stats`; matplotlib is
+imported only for ``--plot``.
 """
 
 import json
 import os
 import sys
 
-from nova_gpu_ext import boot_stats
+from nova_gpu_ext.core import boot_stats
 from nova_gpu_ext.virt import boot_telemetry
 
 RECORD_FILE = boot_telemetry.RECORD_FILE

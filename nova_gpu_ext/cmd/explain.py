@@ -6,18 +6,18 @@ only through oslo.config (a private ``ConfigOpts`` with nova-gpu-ext's
 options, plus ``--config-file``), and decides only through the pure core
 that the scheduler filter, the weigher and the driver call:
 
-* :func:`nova_gpu_ext.placement.affinity.rank`: the physical GPU and the
+* :func:`nova_gpu_ext.core.affinity.rank`: the physical GPU and the
   host NUMA node (binding strict or preferred), and why each other GPU was
   refused;
-* :func:`nova_gpu_ext.placement.packing.admit_on` and
-  :func:`~nova_gpu_ext.placement.packing.choose_physical_gpu` with the
-  sharing model (:mod:`nova_gpu_ext.placement.sharing`): for time-sliced
+* :func:`nova_gpu_ext.core.packing.admit_on` and
+  :func:`~nova_gpu_ext.core.packing.choose_physical_gpu` with the
+  sharing model (:mod:`nova_gpu_ext.core.sharing`): for time-sliced
   GPUs (mdev parents, PFs of VFs), tenants, efficiency, share, worst-case
   wait against the timeout, and pack or spread;
-* :func:`nova_gpu_ext.placement.affinity.choose_render_node`.
+* :func:`nova_gpu_ext.core.affinity.choose_render_node`.
 
 For a shared GPU (mdev vGPU, SR-IOV vGPU, VF) the composition is the one
-the filter and the compute call, :func:`nova_gpu_ext.placement.decide.decide`,
+the filter and the compute call, :func:`nova_gpu_ext.core.decide.decide`,
 fed with the same summary entries (``host_facts.gpu_entry``/``gpu_facts``):
 ``affinity.rank`` of every GPU, sharing admission (free instance, timeout x
 margin, ``max_tenants``, minimum shares), then NUMA-local first and the
@@ -36,12 +36,12 @@ from oslo_config import cfg
 
 from nova_gpu_ext.cmd import host_source
 from nova_gpu_ext import model
-from nova_gpu_ext import specs
 from nova_gpu_ext.core import numa
-from nova_gpu_ext.placement import affinity
-from nova_gpu_ext.placement import inputs
-from nova_gpu_ext.placement import packing
-from nova_gpu_ext.placement import sharing
+from nova_gpu_ext.core import spec as specs
+from nova_gpu_ext.core import affinity
+from nova_gpu_ext.core import inputs
+from nova_gpu_ext.core import packing
+from nova_gpu_ext.core import sharing
 
 PLACEABLE = 0
 REFUSED = 1
@@ -305,7 +305,7 @@ def _shared_facts(topology, kind, args, tenants, conf):
     PF; capacity is :func:`decide.capacity`). By default every created
     mdev counts as in use (sysfs cannot tell); ``--tenants`` says better.
     """
-    from nova_gpu_ext import host_facts
+    from nova_gpu_ext.topology import host_facts
     from nova_gpu_ext.conf import sharing as sharing_conf
     out = []
     for gpu in topology.physical_gpus():
@@ -341,7 +341,7 @@ def _shared_facts(topology, kind, args, tenants, conf):
 
 def _decide_shared(result, topology, needs, nodes, facts, strategy,
                    min_share):
-    from nova_gpu_ext.placement import decide
+    from nova_gpu_ext.core import decide
     if not facts:
         return _refuse(result, 'No physical GPU on this host offers %s.' % (
             'an mdev type for VGPU' if result['request']['kind'] == VGPU

@@ -18,7 +18,7 @@ class UnknownSample(ValueError):
 
 def sample_builder(name):
     """The builder of a built-in sample host, or :class:`UnknownSample`."""
-    from nova_gpu_ext.topology import fake_sysfs
+    from nova_gpu_ext.sim import fake_sysfs
     try:
         return fake_sysfs.SAMPLE_HOSTS[name]
     except KeyError:

@@ -38,7 +38,7 @@ def register(subparsers):
 
 def run(args, out=None):
     out = out or sys.stdout
-    from nova_gpu_ext.topology import fake_sysfs
+    from nova_gpu_ext.sim import fake_sysfs
     if args.list_samples:
         for name, builder in sorted(fake_sysfs.SAMPLE_HOSTS.items()):
             doc = (builder.__doc__ or '').strip().splitlines()[0]
@@ -93,7 +93,7 @@ def to_json(topology, source):
 
 
 def _cpus(cpus):
-    from nova_gpu_ext.topology import fake_sysfs
+    from nova_gpu_ext.sim import fake_sysfs
     return fake_sysfs._cpulist(cpus) if cpus else '-'
 
 

@@ -5,7 +5,7 @@ sharing parameters live in dynamic groups ``[gpu_sharing_<type>]``,
 registered on demand the way Nova registers ``[mdev_<type>]`` groups
 (``nova/conf/devices.py`` ``register_dynamic_opts``). :func:`profile_for`
 is the one adapter from CONF to the pure core's
-:class:`~nova_gpu_ext.placement.sharing.SharingProfile`; nothing else reads
+:class:`~nova_gpu_ext.core.sharing.SharingProfile`; nothing else reads
 these options.
 
 ``<type>`` is the name the adapters use for a kind of shared GPU: an mdev
@@ -40,7 +40,7 @@ from typing import Iterable, Optional
 from oslo_config import cfg
 
 from nova_gpu_ext.conf import base
-from nova_gpu_ext.placement import sharing
+from nova_gpu_ext.core import sharing
 
 GROUP_PREFIX = 'gpu_sharing_'
 

@@ -18,9 +18,9 @@ from nova.scheduler import filters
 from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
-from nova_gpu_ext import host_facts
-from nova_gpu_ext import summary_compat
-from nova_gpu_ext.placement import affinity
+from nova_gpu_ext.topology import host_facts
+from nova_gpu_ext.core import summary_compat
+from nova_gpu_ext.core import affinity
 from nova_gpu_ext.scheduler import numa_candidates
 from nova_gpu_ext.scheduler import numa_consume
 from nova_gpu_ext.scheduler import request as sched_request
@@ -121,7 +121,7 @@ class GPUPlacementFilter(filters.BaseHostFilter,
 
     def _decide(self, host_state, spec_obj, request, needs, nodes, summary):
         """Gather the host's facts, ask :func:`decide.decide`, apply it."""
-        from nova_gpu_ext.placement import decide
+        from nova_gpu_ext.core import decide
         by_provider = sched_request.gpus_by_provider(summary)
         used_by = {}
         gpus = {}

@@ -1,12 +1,12 @@
 """The scheduler's side of a GPU guest's NUMA cells (the claim's twin).
 
 Layer rule: adapter. The compute claim (:mod:`nova_gpu_ext.virt.numa_claim`)
-fits every GPU guest's NUMA cells with Nova's fit steered to the GPU's node:
-a guest with its own topology (``hw:numa_nodes``, pinning, huge pages), and a
-GPU guest without one, which gets Nova's ``hw:numa_nodes=1`` topology. Here
-the scheduler runs the same steered fit (:func:`nova_gpu_ext.numa_fit.fit`,
-with the host's ``NUMATopology``, PCI stats and allocation ratios) for each
-allocation candidate:
+fits every GPU guest's NUMA cells with Nova's fit steered to the GPU's node: a
+guest with its own topology (``hw:numa_nodes``, pinning, huge pages), and a GPU
+guest without one, which gets Nova's ``hw:numa_nodes=1`` topology. Here the
+scheduler runs the same steered fit
+(:func:`nova_gpu_ext.nova_glue.numa_fit.fit`, with the host's ``NUMATopology``,
+PCI stats and allocation ratios) for each allocation candidate:
 
 * it keeps the candidates whose cells fit where the policy allows (a
   one-cell ``preferred`` guest that fits nowhere is kept: it runs unbound),
@@ -27,9 +27,9 @@ from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext.core import numa
-from nova_gpu_ext import numa_fit
-from nova_gpu_ext import request_inputs
-from nova_gpu_ext.placement import numa_books
+from nova_gpu_ext.nova_glue import numa_fit
+from nova_gpu_ext.nova_glue import request_inputs
+from nova_gpu_ext.core import numa_books
 from nova_gpu_ext.scheduler import request as sched_request
 
 LOG = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ way the compute driver does, so both sides decide from the same facts.
 
 from oslo_log import log as logging
 
-from nova_gpu_ext import host_facts
-from nova_gpu_ext import request_inputs
-from nova_gpu_ext import specs
+from nova_gpu_ext.topology import host_facts
+from nova_gpu_ext.nova_glue import request_inputs
+from nova_gpu_ext.core import spec as specs
 
 LOG = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def gpu_request(spec_obj):
 
 def resolved(spec_obj, request, default_policy):
     """The effective request (flavor bounds, image and port input) for
-    this ``RequestSpec``; see :mod:`nova_gpu_ext.placement.inputs`."""
+    this ``RequestSpec``; see :mod:`nova_gpu_ext.core.inputs`."""
     flavor = getattr(spec_obj, 'flavor', None)
     return request_inputs.resolve(
         getattr(flavor, 'extra_specs', None),
@@ -55,7 +55,7 @@ def node_capacities(host_state, summary):
     allocation ratios as Nova's fit applies them
     (``numa_fit_instance_to_host`` with ``NUMATopologyLimits``).
     """
-    from nova_gpu_ext.placement import affinity
+    from nova_gpu_ext.core import affinity
     sockets = {n['id']: n.get('socket') for n in summary.get('nodes', ())}
     cells = getattr(getattr(host_state, 'numa_topology', None), 'cells',
                     None) or ()

@@ -12,7 +12,7 @@ that carries them) and renders both views from that one description:
   exactly one of PCI, PF, VF or MDEV_TYPES, so it cannot describe a VF
   carrying mdev types; :func:`device_class` subclasses it and renders
   every capability the function has.
-* the fake sysfs tree (:mod:`nova_gpu_ext.topology.fake_sysfs`): the same
+* the fake sysfs tree (:mod:`nova_gpu_ext.sim.fake_sysfs`): the same
   functions, ``physfn``/``virtfn<i>`` links, ``mdev_supported_types`` under
   the same function, ``available_instances`` as the kernel reports it.
 
@@ -25,7 +25,7 @@ SR-IOV vGPU): once it has one, every type it offers shows 0.
 
 import dataclasses
 
-from nova_gpu_ext.topology import fake_sysfs
+from nova_gpu_ext.sim import fake_sysfs
 
 NVIDIA = fake_sysfs.NVIDIA
 AMD = fake_sysfs.AMD

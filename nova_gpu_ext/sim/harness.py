@@ -95,7 +95,7 @@ class GPUExtTestBase(test_vgpu.VGPUTestBase):
     ADDITIONAL_FILTERS = list(OUR_FILTERS)
     #: the compute driver that ``start_compute`` starts
     compute_driver = OUR_DRIVER
-    #: a sample host name from ``nova_gpu_ext.topology.fake_sysfs``
+    #: a sample host name from ``nova_gpu_ext.sim.fake_sysfs``
     sysfs_sample = 'virgl_2node'
     #: what the real lab runs (Debian 12: libvirt 9.0.0, QEMU 7.2.0), so
     #: version-gated tweaks behave in the harness as on the lab's libvirt
@@ -168,7 +168,7 @@ class GPUExtTestBase(test_vgpu.VGPUTestBase):
         """A fake sysfs tree: a named sample host, or empty for None."""
         root = self.useFixture(fixtures.TempDir()).path
         if sample:
-            from nova_gpu_ext.topology import fake_sysfs
+            from nova_gpu_ext.sim import fake_sysfs
             fake_sysfs.SAMPLE_HOSTS[sample](root)
         return root
 

@@ -51,7 +51,7 @@ class NumaHost:
         return samplehost.pci_info(self.gpus)
 
     def write_sysfs(self, root):
-        from nova_gpu_ext.topology import fake_sysfs
+        from nova_gpu_ext.sim import fake_sysfs
         per = self.cpus_per_node
         return fake_sysfs.build_from_description(
             root,

@@ -103,7 +103,7 @@ def pci_info(gpus=GPUS):
 
 def write_sysfs(root, gpus=GPUS, dev_root=None):
     """The same host as a fake sysfs tree under ``root``."""
-    from nova_gpu_ext.topology import fake_sysfs
+    from nova_gpu_ext.sim import fake_sysfs
     return fake_sysfs.build_from_description(
         root, dev_root=dev_root,
         nodes=[dict(id=n, socket=n,

@@ -17,9 +17,9 @@ Marks (all on the host's boot-time clock):
 * ``console``: the first byte in the console log (virtlogd's file);
 * ``kernel``: the guest kernel's first line in the console log.
 
-Phases (see :mod:`nova_gpu_ext.boot_stats`) are recorded as instance action
-events ``gpu_ext_boot_<phase>`` with their real start and finish times, one
-INFO line per build, a JSON line in ``[gpu_ext] state_dir``
+Phases (see :mod:`nova_gpu_ext.core.boot_stats`) are recorded as instance
+action events ``gpu_ext_boot_<phase>`` with their real start and finish times,
+one INFO line per build, a JSON line in ``[gpu_ext] state_dir``
 /boot-phases.jsonl, and a summary in the compute node's stats
 (``gpu_ext_boot``).
 """
@@ -35,7 +35,7 @@ import time
 from lxml import etree
 from oslo_log import log as logging
 
-from nova_gpu_ext import boot_stats
+from nova_gpu_ext.core import boot_stats
 from nova_gpu_ext import conf as gpu_conf
 
 LOG = logging.getLogger(__name__)

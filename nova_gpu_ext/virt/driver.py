@@ -164,7 +164,7 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
     def gpu_inputs(self, instance, request, image_meta=None):
         """The effective request: the flavor's bounds, narrowed (never
         widened) by the image and the ports (see
-        :mod:`nova_gpu_ext.placement.inputs`)."""
+        :mod:`nova_gpu_ext.core.inputs`)."""
         return guest_config.gpu_inputs(instance, request, image_meta)
 
     def gpu_policy(self, instance, request, image_meta=None):

@@ -2,7 +2,7 @@
 
 Layer rule: adapter. Reads what the guest got (the PCI hostdevs and mdevs
 that upstream's driver put in the guest config, the host topology), asks
-the pure core (:mod:`nova_gpu_ext.placement.affinity`) and applies the
+the pure core (:mod:`nova_gpu_ext.core.affinity`) and applies the
 answer to the ``LibvirtConfigGuest``:
 
 * a guest without a NUMA topology of its own is bound to the NUMA node of
@@ -28,7 +28,7 @@ from oslo_log import log as logging
 
 from nova_gpu_ext.core import numa
 from nova_gpu_ext import model
-from nova_gpu_ext.placement import affinity
+from nova_gpu_ext.core import affinity
 from nova_gpu_ext.virt import operations
 from nova_gpu_ext.virt import xmlconfig
 

@@ -13,8 +13,8 @@ for no GPU, or ``[gpu_ext] enabled = false``, keeps upstream's config.
 from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
-from nova_gpu_ext import request_inputs
-from nova_gpu_ext import specs
+from nova_gpu_ext.nova_glue import request_inputs
+from nova_gpu_ext.core import spec as specs
 from nova_gpu_ext.virt import domcaps
 from nova_gpu_ext.virt import gpu_affinity
 from nova_gpu_ext.virt import tweaks
@@ -38,7 +38,7 @@ def gpu_request(instance):
 
 def gpu_inputs(instance, request, image_meta=None):
     """The effective request: the flavor's bounds, narrowed (never widened)
-    by the image and the ports (see :mod:`nova_gpu_ext.placement.inputs`)."""
+    by the image and the ports (see :mod:`nova_gpu_ext.core.inputs`)."""
     if image_meta is None:
         try:
             from nova import objects

@@ -1,11 +1,11 @@
 """What the compute knows and reports of its GPUs.
 
 Layer rule: thin adapter (compute side). Host facts come from
-:mod:`nova_gpu_ext.host_facts` (which reads through ``topology/``); this
-module adds what only the driver knows (placement provider UUIDs, mdevs in
+:mod:`nova_gpu_ext.topology.host_facts` (which reads through ``topology/``);
+this module adds what only the driver knows (placement provider UUIDs, mdevs in
 use, render-node guests, GL support) and hands it to Nova: the compact host
-summary in the compute node ``stats`` (``HostState.stats`` for the
-scheduler) and traits on the provider tree. Called by
+summary in the compute node ``stats`` (``HostState.stats`` for the scheduler)
+and traits on the provider tree. Called by
 :class:`~nova_gpu_ext.virt.driver.GPULibvirtDriver`'s
 ``get_available_resource`` and ``update_provider_tree``.
 """
@@ -16,7 +16,7 @@ import json
 from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
 
-from nova_gpu_ext import host_facts
+from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.virt import domcaps
 from nova_gpu_ext.virt import gpu_affinity
 from nova_gpu_ext.virt import operations

@@ -36,7 +36,7 @@ from nova import objects
 from oslo_log import log as logging
 
 from nova_gpu_ext.core import numa
-from nova_gpu_ext.placement import affinity
+from nova_gpu_ext.core import affinity
 from nova_gpu_ext.virt import gpu_affinity
 from nova_gpu_ext.virt import operations
 

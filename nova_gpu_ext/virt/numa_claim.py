@@ -35,10 +35,10 @@ from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext.core import numa
-from nova_gpu_ext import numa_fit
-from nova_gpu_ext import request_inputs
-from nova_gpu_ext import specs
-from nova_gpu_ext.placement import numa_books
+from nova_gpu_ext.nova_glue import numa_fit
+from nova_gpu_ext.nova_glue import request_inputs
+from nova_gpu_ext.core import spec as specs
+from nova_gpu_ext.core import numa_books
 
 LOG = logging.getLogger(__name__)
 CONF = gpu_conf.CONF

@@ -74,7 +74,7 @@ def update_gpu_providers(provider_tree, topology, nodename):
     removed; the ones wanted on PCI-in-placement providers are registered
     for :func:`install`'s wrapper as well.
     """
-    from nova_gpu_ext import host_facts
+    from nova_gpu_ext.topology import host_facts
     from nova_gpu_ext import model
     from nova_gpu_ext.topology import summary
     uuids = {}

@@ -26,7 +26,7 @@ import threading
 from lxml import etree
 from oslo_log import log as logging
 
-from nova_gpu_ext import host_facts
+from nova_gpu_ext.topology import host_facts
 
 LOG = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ class SharingClaims:
               strategy):
         """Claim the guest's shared GPUs or raise ``Refused``; return the
         lines saying what was admitted."""
-        from nova_gpu_ext.placement import affinity
-        from nova_gpu_ext.placement import decide
+        from nova_gpu_ext.core import affinity
+        from nova_gpu_ext.core import decide
         from nova_gpu_ext.virt import operations
         topology = driver.gpu_topology
         wanted = self._guest_devices(driver, guest, topology)
@@ -117,7 +117,7 @@ class SharingClaims:
         scheduler once the summary is published, and here). Devices are
         counted once: a claim never adds to what its defined domain has.
         """
-        from nova_gpu_ext import specs
+        from nova_gpu_ext.core import spec as specs
         shares = {}
         for instance in instances:
             try:
@@ -293,5 +293,5 @@ def _defined_devices(driver, topology):
 
 
 def _describe(load):
-    from nova_gpu_ext.placement import sharing
+    from nova_gpu_ext.core import sharing
     return sharing.describe(load.profile, load.tenants + 1)

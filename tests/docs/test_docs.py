@@ -4,7 +4,7 @@ Layer rule: test of the docs build. Runs in ``tox -e docs`` after
 ``sphinx-build`` (which wrote ``doc/build/html``); run alone, it builds the
 docs into a temp dir first. Every expectation comes from the code: the
 options of ``nova_gpu_ext.conf.list_opts()``, the keys of
-``nova_gpu_ext.specs.SPEC_TABLE``, the installed domain tweaks and the
+``nova_gpu_ext.core.spec.SPEC_TABLE``, the installed domain tweaks and the
 subcommands of ``nova-gpu-ext``.
 """
 
@@ -18,7 +18,7 @@ sphinx_app = pytest.importorskip(
     'sphinx.application', reason='Sphinx is not installed (tox -e docs)')
 
 from nova_gpu_ext import conf as gpu_conf  # noqa: E402
-from nova_gpu_ext import specs  # noqa: E402
+from nova_gpu_ext.core import spec as specs  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SOURCE = REPO / 'doc' / 'source'

@@ -2,7 +2,7 @@
 
 from nova.tests.fixtures import libvirt as fakelibvirt
 
-from nova_gpu_ext import host_facts
+from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.virt import driver as gpu_driver
 from tests.functional import base
 

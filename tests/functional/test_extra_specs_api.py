@@ -2,7 +2,7 @@
 
 from nova.tests.functional.api import client
 
-from nova_gpu_ext import specs
+from nova_gpu_ext.core import spec as specs
 from tests.functional import base
 
 

@@ -25,7 +25,7 @@ class DegradedLinkTest(base.GPUExtTestBase):
         fs = samplehost.write_sysfs(self.sysfs_root)
         fs.degrade_link(DEGRADED, width=8)
         self.flags(sysfs_root=self.sysfs_root, group='gpu_ext')
-        with self.assertLogs('nova_gpu_ext.host_facts',
+        with self.assertLogs('nova_gpu_ext.topology.host_facts',
                              level='WARNING') as logs:
             self.host = self.start_compute(
                 'gpu-host-1', host_info=samplehost.host_info(),

@@ -14,7 +14,7 @@ from nova.tests.fixtures import libvirt as fakelibvirt
 from oslo_serialization import jsonutils
 
 from nova_gpu_ext.conf import sharing as sharing_conf
-from nova_gpu_ext.topology import fake_sysfs
+from nova_gpu_ext.sim import fake_sysfs
 from tests.functional import base
 
 CONF = nova.conf.CONF

@@ -64,7 +64,7 @@ class XMLParityTest(base.GPUExtTestBase):
         the two I210 NICs (0000:81:00.0, 81:01.0) are not display class;
         the two mdev-capable NVIDIA GPUs (81:02.0 on node 0, 81:03.0 on
         node 1) are GPUs."""
-        from nova_gpu_ext.topology import fake_sysfs
+        from nova_gpu_ext.sim import fake_sysfs
         self.sysfs_root = self.build_sysfs(None)
         fake_sysfs.build_from_description(
             self.sysfs_root,

@@ -3,7 +3,7 @@
 import pytest
 
 from nova_gpu_ext.core import numa
-from nova_gpu_ext.placement import affinity as a
+from nova_gpu_ext.core import affinity as a
 
 NODES = [a.NodeCapacity(0, 0, free_cpus=8, free_memory_mb=16384,
                         total_cpus=8, total_memory_mb=16384),

@@ -5,7 +5,7 @@ from nova.api.validation.extra_specs import validators as nova_validators
 from nova import exception
 
 from nova_gpu_ext.api import extra_specs
-from nova_gpu_ext import specs
+from nova_gpu_ext.core import spec as specs
 
 
 def test_every_table_row_has_a_validator():

@@ -10,7 +10,7 @@ import types
 
 import pytest
 
-from nova_gpu_ext import boot_stats
+from nova_gpu_ext.core import boot_stats
 from nova_gpu_ext.cmd import boot_report
 from nova_gpu_ext.cmd import main
 from nova_gpu_ext.virt import boot_telemetry

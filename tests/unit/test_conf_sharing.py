@@ -7,7 +7,7 @@ from oslo_config import cfg
 
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext.conf import sharing as conf_sharing
-from nova_gpu_ext.placement import sharing
+from nova_gpu_ext.core import sharing
 
 
 def make_conf(tmp_path, text=''):

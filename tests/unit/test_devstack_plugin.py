@@ -17,7 +17,7 @@ import textwrap
 
 import pytest
 
-from nova_gpu_ext import specs
+from nova_gpu_ext.core import spec as specs
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEVSTACK = REPO / 'devstack'

@@ -1,6 +1,6 @@
 """Property-based fuzzing of discovery over damaged real-layout sysfs trees.
 
-Each sample host of :mod:`nova_gpu_ext.topology.fake_sysfs` (documented
+Each sample host of :mod:`nova_gpu_ext.sim.fake_sysfs` (documented
 real layouts: DGX, MxGPU SR-IOV, NVIDIA vGPU, GVT-g, ...) is written once to
 a temp dir; each example damages 1-4 of its entries in place, discovers,
 checks, and undoes the damage. Damage:
@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 import pytest
 
 from nova_gpu_ext.topology import discover
-from nova_gpu_ext.topology import fake_sysfs
+from nova_gpu_ext.sim import fake_sysfs
 from nova_gpu_ext.topology import paths as sysfs_paths
 from nova_gpu_ext.topology import sysfs_reader
 

@@ -6,9 +6,9 @@ import logging
 import os
 import shutil
 
-from nova_gpu_ext import host_facts
+from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.cmd import main as cli
-from nova_gpu_ext.topology import fake_sysfs
+from nova_gpu_ext.sim import fake_sysfs
 from nova_gpu_ext.topology import health
 from nova_gpu_ext.topology import summary
 
@@ -84,7 +84,7 @@ def test_vanished_and_failed_reset_gpus_keep_a_failed_trait(tmp_path):
 
 def test_logged_once_when_it_changes(tmp_path, caplog):
     fs, root = _host(tmp_path)
-    caplog.set_level(logging.INFO, logger='nova_gpu_ext.host_facts')
+    caplog.set_level(logging.INFO, logger='nova_gpu_ext.topology.host_facts')
     topology = host_facts.discover(root)
     fs.degrade_link(GPU_A, width=4)
     for _ in range(3):
@@ -101,7 +101,8 @@ def test_logged_once_when_it_changes(tmp_path, caplog):
 
 def test_unknown_numa_reason_logged_at_warning_once(tmp_path, caplog):
     fake_sysfs.two_node_numa_unknown(str(tmp_path))
-    caplog.set_level(logging.WARNING, logger='nova_gpu_ext.host_facts')
+    caplog.set_level(logging.WARNING,
+                     logger='nova_gpu_ext.topology.host_facts')
     topology = host_facts.discover(str(tmp_path))
     host_facts.discover(str(tmp_path), previous=topology)
     numa = [r.getMessage() for r in caplog.records

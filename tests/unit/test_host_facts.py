@@ -2,8 +2,8 @@
 
 import json
 
-from nova_gpu_ext import host_facts
-from nova_gpu_ext.topology import fake_sysfs
+from nova_gpu_ext.topology import host_facts
+from nova_gpu_ext.sim import fake_sysfs
 
 
 def test_discover_never_raises_and_keeps_the_previous_view(tmp_path,

@@ -9,7 +9,7 @@ from nova import objects
 from nova.objects import fields
 
 from nova_gpu_ext.core import numa
-from nova_gpu_ext.placement import inputs
+from nova_gpu_ext.core import inputs
 
 objects.register_all()
 
@@ -35,7 +35,7 @@ def test_port_pci_requests_have_no_alias_and_carry_the_port_policy():
     assert {'alias_name', 'numa_policy', 'requester_id'} <= set(
         objects.InstancePCIRequest.fields)
     assert request.source == objects.InstancePCIRequest.NEUTRON_PORT
-    from nova_gpu_ext import request_inputs
+    from nova_gpu_ext.nova_glue import request_inputs
     assert request_inputs.NEUTRON_PORT == \
         objects.InstancePCIRequest.NEUTRON_PORT
 

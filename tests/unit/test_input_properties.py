@@ -20,10 +20,10 @@ import pytest
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext.core import numa
 from nova_gpu_ext.conf import sharing as sharing_conf
-from nova_gpu_ext.placement import sharing
+from nova_gpu_ext.core import sharing
 from nova_gpu_ext.scheduler import filters
 from nova_gpu_ext.scheduler import request as sched_request
-from nova_gpu_ext import specs
+from nova_gpu_ext.core import spec as specs
 from nova_gpu_ext.virt import driver as gpu_driver
 
 objects.register_all()

@@ -1,6 +1,6 @@
 """The tenant-input resolver: flavor bounds, narrowed never widened."""
 
-from nova_gpu_ext.placement import inputs
+from nova_gpu_ext.core import inputs
 
 VGPU = {'resources:VGPU': '1'}
 

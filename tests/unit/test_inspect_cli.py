@@ -4,7 +4,7 @@ import io
 import json
 
 from nova_gpu_ext.cmd import main as cli
-from nova_gpu_ext.topology import fake_sysfs
+from nova_gpu_ext.sim import fake_sysfs
 
 
 def run(*argv):

@@ -6,8 +6,8 @@ import types
 import pytest
 from nova.objects import migrate_data as migrate_data_obj
 
-from nova_gpu_ext import host_facts
-from nova_gpu_ext.placement import affinity
+from nova_gpu_ext.topology import host_facts
+from nova_gpu_ext.core import affinity
 from nova_gpu_ext.sim import samplehost
 from nova_gpu_ext.virt import gpu_affinity
 from nova_gpu_ext.virt import live_migration
@@ -150,7 +150,7 @@ def test_new_vfs_clear_upstreams_pci_device_cache(tmp_path):
 
     from nova.virt.libvirt import driver as libvirt_driver
 
-    from nova_gpu_ext.topology import fake_sysfs
+    from nova_gpu_ext.sim import fake_sysfs
     from nova_gpu_ext.virt import driver as gpu_driver
     # Upstream caches the list for the life of the process.
     assert hasattr(libvirt_driver.LibvirtDriver._get_pci_passthrough_devices,

@@ -13,8 +13,8 @@ from nova.scheduler.filters import numa_topology_filter
 from nova.scheduler import host_manager
 from nova.virt import hardware
 
-from nova_gpu_ext import numa_fit
-from nova_gpu_ext.placement import numa_books as nb
+from nova_gpu_ext.nova_glue import numa_fit
+from nova_gpu_ext.core import numa_books as nb
 
 objects.register_all()
 
@@ -235,7 +235,7 @@ def test_install_is_idempotent_and_falls_back_to_upstream(monkeypatch):
 
 
 def test_host_score_without_tightness_for_spread_tenants():
-    from nova_gpu_ext.placement import affinity as a
+    from nova_gpu_ext.core import affinity as a
     nodes = [a.NodeCapacity(0, 0, 8, 2048, 8, 8192)]
     accepted, _ = a.rank(a.GuestNeeds(1, 1024), [a.GPUSlot('g', 0)], nodes)
     assert a.host_score(accepted) > 1.0

@@ -5,7 +5,7 @@ listed in doc/source/reference/nova-internals.rst, Issue 10)."""
 
 import pytest
 
-from nova_gpu_ext.placement import numa_books as nb
+from nova_gpu_ext.core import numa_books as nb
 
 SOCKETS = {0: 0, 1: 0, 2: 1, 3: 1}
 
@@ -115,7 +115,7 @@ def test_consume_install_is_idempotent_and_narrows_to_the_fitted_cells():
 def test_node_size_rule_more_vcpus_than_the_node_has_cpus():
     # Nova's fit refuses a cell with more vCPUs than the host cell has
     # CPUs, whatever cpu_allocation_ratio: the core says so too (gap 3).
-    from nova_gpu_ext.placement import affinity as a
+    from nova_gpu_ext.core import affinity as a
     from nova_gpu_ext.scheduler import request as sched_request
     from tests.unit.test_numa_books import host
     state = type('HS', (), {'numa_topology': host(cpus=4),
@@ -157,7 +157,7 @@ def test_claim_policy_from_flavor_image_and_ports_like_the_filter():
 
 def test_pin_nova_fit_refuses_more_vcpus_than_the_host_cell_has_cpus():
     from nova.virt import hardware
-    from nova_gpu_ext import numa_fit
+    from nova_gpu_ext.nova_glue import numa_fit
     from tests.unit.test_numa_books import flavor, host, image
     requested = numa_fit.one_cell_topology(flavor(1024, vcpus=6), image())
     assert hardware.numa_fit_instance_to_host(

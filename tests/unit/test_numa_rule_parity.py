@@ -49,12 +49,12 @@ import pytest
 
 from nova_gpu_ext.cmd import explain
 from nova_gpu_ext import conf as gpu_conf
-from nova_gpu_ext import host_facts
-from nova_gpu_ext import specs
+from nova_gpu_ext.core import spec as specs
 from nova_gpu_ext.scheduler import filters
 from nova_gpu_ext.scheduler import numa_candidates
 from nova_gpu_ext.scheduler import request as sched_request
-from nova_gpu_ext.topology import fake_sysfs
+from nova_gpu_ext.sim import fake_sysfs
+from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.virt import driver as gpu_driver
 from nova_gpu_ext.virt import gpu_affinity
 from nova_gpu_ext.virt import guest_config

@@ -2,8 +2,8 @@
 
 import pytest
 
-from nova_gpu_ext.placement import packing
-from nova_gpu_ext.placement import sharing
+from nova_gpu_ext.core import packing
+from nova_gpu_ext.core import sharing
 
 PROFILE = sharing.SharingProfile(100.0, 0.0, margin=0.75)   # 15 tenants fit
 FAST = sharing.SharingProfile(6.0, 0.2)

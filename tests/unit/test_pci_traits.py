@@ -5,8 +5,8 @@ import inspect
 from nova.compute import pci_placement_translator as translator
 from nova.compute import provider_tree
 
-from nova_gpu_ext import host_facts
-from nova_gpu_ext.topology import fake_sysfs
+from nova_gpu_ext.topology import host_facts
+from nova_gpu_ext.sim import fake_sysfs
 from nova_gpu_ext.topology import summary
 from nova_gpu_ext.virt import pci_traits
 

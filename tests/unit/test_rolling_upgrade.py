@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from nova import objects
 import pytest
 
-from nova_gpu_ext import host_facts
+from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.scheduler import filters
 from nova_gpu_ext.scheduler import weighers
-from nova_gpu_ext import summary_compat
+from nova_gpu_ext.core import summary_compat
 
 objects.register_all()
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from nova_gpu_ext.placement import sharing
+from nova_gpu_ext.core import sharing
 
 
 def profile(slice_ms, switch_ms=0.0, **kwargs):

@@ -8,7 +8,7 @@ import types
 from lxml import etree
 import pytest
 
-from nova_gpu_ext import host_facts
+from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.sim import gpu_layouts
 from nova_gpu_ext.virt import sharing_claim
 

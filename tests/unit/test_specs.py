@@ -2,7 +2,7 @@
 
 import pytest
 
-from nova_gpu_ext import specs
+from nova_gpu_ext.core import spec as specs
 
 
 @pytest.mark.parametrize('key,value,expected', [

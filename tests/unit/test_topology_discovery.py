@@ -6,7 +6,7 @@ import pytest
 
 from nova_gpu_ext import model
 from nova_gpu_ext.topology import discover
-from nova_gpu_ext.topology import fake_sysfs
+from nova_gpu_ext.sim import fake_sysfs
 from nova_gpu_ext.topology import matrix
 from nova_gpu_ext.topology import paths as sysfs_paths
 from nova_gpu_ext.topology import summary

@@ -15,7 +15,7 @@ from nova.virt.libvirt import config as vconfig
 import pytest
 
 from nova_gpu_ext import model
-from nova_gpu_ext import specs
+from nova_gpu_ext.core import spec as specs
 from nova_gpu_ext.virt import tweaks
 from nova_gpu_ext.virt.tweaks import guestinfo
 

@@ -4,7 +4,7 @@ Layer rule: documentation adapter. Nothing here restates a fact of the
 code: each directive imports the code at build time and renders what it
 finds, so the pages follow the code as it grows.
 
-* ``.. gpu-extra-specs::`` every row of :data:`nova_gpu_ext.specs.SPEC_TABLE`
+* ``.. gpu-extra-specs::`` every row of :data:`nova_gpu_ext.core.spec.SPEC_TABLE`
   (key, type, allowed values, parameters, help).
 * ``.. gpu-sample-config::`` the sample configuration, as
   ``oslo-config-generator --namespace nova_gpu_ext`` writes it.
@@ -70,7 +70,7 @@ class ExtraSpecsDirective(_GeneratedDirective):
     """Every ``gpu:`` extra spec of the spec table."""
 
     def render(self):
-        from nova_gpu_ext import specs
+        from nova_gpu_ext.core import spec as specs
         lines = []
         for row in specs.SPEC_TABLE:
             lines += [

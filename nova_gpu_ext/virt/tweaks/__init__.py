@@ -15,7 +15,7 @@ from typing import Any, Optional
 from oslo_log import log as logging
 from stevedore import extension
 
-from nova_gpu_ext import specs
+from nova_gpu_ext.core import spec as specs
 
 LOG = logging.getLogger(__name__)
 

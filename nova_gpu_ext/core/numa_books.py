@@ -14,8 +14,9 @@ on the GPU's node, is the NUMA rule's (:func:`numa.steer`,
 this module keeps the books' other facts: which PCI requests ask for a GPU,
 which render nodes have room, which nodes are overcommitted.
 
-The adapter (``nova_gpu_ext.numa_fit``) runs Nova's fit on each subset in
-turn, at the scheduler and at the compute claim, so both decide alike.
+The adapter (``nova_gpu_ext.nova_glue.numa_fit``) runs Nova's fit on each
+subset in turn, at the scheduler and at the compute claim, so both decide
+alike.
 """
 
 from __future__ import annotations

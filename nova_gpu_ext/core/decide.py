@@ -42,9 +42,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Sequence
 
-from nova_gpu_ext.placement import affinity
-from nova_gpu_ext.placement import packing
-from nova_gpu_ext.placement import sharing
+from nova_gpu_ext.core import affinity
+from nova_gpu_ext.core import packing
+from nova_gpu_ext.core import sharing
 
 CHOSEN = 'chosen'
 ACCEPTED = 'accepted'

@@ -31,8 +31,8 @@ import math
 from typing import Callable, Iterable, Mapping, Optional
 
 from nova_gpu_ext.core import numa
-from nova_gpu_ext import specs
-from nova_gpu_ext.placement import affinity
+from nova_gpu_ext.core import spec as specs
+from nova_gpu_ext.core import affinity
 
 #: Image properties that can change one of our decisions (see the admin
 #: guide's "Tenant input" page for what each does).

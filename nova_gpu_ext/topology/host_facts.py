@@ -152,10 +152,10 @@ def summary_from_stats(stats):
     """The host summary a compute published, or None (not our driver).
 
     Any version, or a damaged one, comes back in the shape the scheduler
-    reads (:func:`nova_gpu_ext.summary_compat.normalize`); what had to be
+    reads (:func:`nova_gpu_ext.core.summary_compat.normalize`); what had to be
     dropped marks it partial and is logged once per distinct value.
     """
-    from nova_gpu_ext import summary_compat
+    from nova_gpu_ext.core import summary_compat
     raw = stats.get(STATS_KEY) if isinstance(stats, dict) else None
     if not raw:
         return None
@@ -196,7 +196,7 @@ def gpu_facts(entry, tenants, profile_for, resident_min_share=None):
     A MIG-backed vGPU type (``mig_types``) is not time-sliced: its bound is
     the instances the GPU's MIG layout offers, nothing more.
     """
-    from nova_gpu_ext.placement import decide
+    from nova_gpu_ext.core import decide
     common = dict(address=entry['addr'], numa_node=entry.get('node'),
                   socket=entry.get('socket'))
     mdev_types = entry.get('mdev_types') or {}

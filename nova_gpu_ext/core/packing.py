@@ -26,7 +26,7 @@ GPU plugins choose instead:
 
 A GPU admits a tenant (:func:`admit_on`) when it is on an allowed NUMA node,
 has a free instance of the type (``tenants < capacity``) and
-``nova_gpu_ext.placement.sharing.admit`` accepts one more tenant (timeout,
+``nova_gpu_ext.core.sharing.admit`` accepts one more tenant (timeout,
 ``max_tenants``, ``min_share``).
 
 Addresses compare as PCI addresses when they parse as one
@@ -67,7 +67,7 @@ import functools
 from typing import Callable, Collection, Optional, Sequence
 
 from nova_gpu_ext import model
-from nova_gpu_ext.placement import sharing
+from nova_gpu_ext.core import sharing
 
 PACK = 'pack'
 SPREAD = 'spread'

@@ -1,14 +1,14 @@
 """Read a guest's tenant input from Nova objects, the same way everywhere.
 
-Layer rule: adapter glue, no Nova imports (duck-typed over Nova's objects,
-like :mod:`nova_gpu_ext.host_facts`). The scheduler (``RequestSpec``: its
+Layer rule: adapter glue, no Nova imports (duck-typed over Nova's objects, like
+:mod:`nova_gpu_ext.topology.host_facts`). The scheduler (``RequestSpec``: its
 ``flavor``, ``image``, ``pci_requests``) and the compute (``Instance``: its
 ``flavor`` and ``pci_requests``, and the ``ImageMeta`` of the build) hold the
-same objects; both turn them into plain values here and hand them to the
-pure :func:`nova_gpu_ext.placement.inputs.resolve`.
+same objects; both turn them into plain values here and hand them to the pure
+:func:`nova_gpu_ext.core.inputs.resolve`.
 """
 
-from nova_gpu_ext.placement import inputs
+from nova_gpu_ext.core import inputs
 
 #: InstancePCIRequest.source of a request that comes from a neutron port
 NEUTRON_PORT = 1
