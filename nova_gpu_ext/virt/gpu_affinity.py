@@ -44,16 +44,13 @@ class Refused(exception.ComputeResourcesUnavailable):
 
 def pci_address(dev):
     """``0000:3b:00.0`` of a ``LibvirtConfigGuestHostdevPCI``."""
-    def num(value):
-        return int(str(value), 16)
-    return '%04x:%02x:%02x.%x' % (num(dev.domain), num(dev.bus),
-                                  num(dev.slot), num(dev.function))
+    return str(model.PCIAddress.from_fields(dev.domain, dev.bus, dev.slot,
+                                            dev.function))
 
 
 def libvirt_name_to_address(name):
     """``pci_0000_81_00_0`` -> ``0000:81:00.0``."""
-    domain, bus, slot, function = name[len('pci_'):].split('_')
-    return '%s:%s:%s.%s' % (domain, bus, slot, function)
+    return str(model.PCIAddress.from_libvirt_name(name))
 
 
 def physical_gpu_addresses(driver, guest, topology):

@@ -26,6 +26,7 @@ import threading
 from lxml import etree
 from oslo_log import log as logging
 
+from nova_gpu_ext import model
 from nova_gpu_ext.topology import host_facts
 
 LOG = logging.getLogger(__name__)
@@ -280,9 +281,9 @@ def _defined_devices(driver, topology):
         for address in root.iterfind(
                 "./devices/hostdev[@type='pci']/source/address"):
             try:
-                text = '%04x:%02x:%02x.%x' % tuple(
-                    int(address.get(k), 16)
-                    for k in ('domain', 'bus', 'slot', 'function'))
+                text = str(model.PCIAddress.from_fields(*(
+                    address.get(k)
+                    for k in ('domain', 'bus', 'slot', 'function'))))
             except (TypeError, ValueError):
                 continue
             gpu = topology.gpu(text)
