@@ -254,6 +254,15 @@ class HostTopology:
                 return node
         return None
 
+    def physical_gpu(self, address: PCIAddress | str) -> Optional[GPU]:
+        """The physical GPU behind one function: a VF's PF (when the host
+        has it), else the function itself; None when the host has no such
+        function. The one place a device is mapped to its physical GPU."""
+        gpu = self.gpu(address)
+        if gpu is not None and gpu.physfn is not None:
+            return self.gpu(gpu.physfn) or gpu
+        return gpu
+
     def physical_gpus(self) -> tuple[GPU, ...]:
         """GPUs a tenant can be placed on: everything but VFs."""
         return tuple(g for g in self.gpus if g.kind is not GPUKind.VF)

@@ -42,6 +42,33 @@ class NodeCapacity:
     cpus: int = 0
 
 
+#: free capacity of a node whose size is unknown, where unknown must not
+#: refuse (the compute, which only refuses a guest larger than a node)
+UNBOUNDED = 1 << 30
+
+
+def node_capacity(node_id: int, socket: Optional[int], cpus: int,
+                  memory_mb: Optional[int], used_cpus: float = 0.0,
+                  used_memory_mb: int = 0, cpu_ratio: float = 1.0,
+                  ram_ratio: float = 1.0,
+                  unknown_fits: bool = False) -> NodeCapacity:
+    """One node's capacity: ``cpus`` (the node's CPUs a floating guest may
+    use) and ``memory_mb`` times the allocation ratios, less what is used.
+    The one formula of the scheduler (Nova's per-cell usage), the compute
+    (node sizes) and explain (``--used-*``, domain XML). ``unknown_fits``:
+    a size of 0/None is free without bound instead of full."""
+    total_cpus = cpus * cpu_ratio
+    total_memory = int((memory_mb or 0) * ram_ratio)
+    free_cpus = max(total_cpus - used_cpus, 0.0)
+    free_memory = max(total_memory - used_memory_mb, 0)
+    if unknown_fits and not cpus:
+        free_cpus = float(UNBOUNDED)
+    if unknown_fits and not memory_mb:
+        free_memory = UNBOUNDED
+    return NodeCapacity(node_id, socket, free_cpus, free_memory,
+                        int(total_cpus), total_memory, cpus)
+
+
 @dataclasses.dataclass(frozen=True)
 class GPUSlot:
     """A physical GPU a guest could get a device from (whole, VF, mdev)."""
@@ -195,6 +222,13 @@ def host_score(accepted: Sequence[NodeChoice],
         best.tightness if tightness else 0.0)
 
 
+def has_room(guests: int, limit: int) -> bool:
+    """Can a render node with ``guests`` guests take one more under
+    ``limit`` (``[gpu_ext] render_node_max_guests``, 0: no limit)? The one
+    rule of render-node room (scheduler, claim, driver, explain)."""
+    return not limit or guests < limit
+
+
 @dataclasses.dataclass(frozen=True)
 class RenderSlot:
     """A DRM render node and how many guests use it."""
@@ -204,6 +238,10 @@ class RenderSlot:
     numa_node: Optional[int]
     guests: int = 0
     limit: int = 0                  # 0: no limit
+
+    @property
+    def has_room(self) -> bool:
+        return has_room(self.guests, self.limit)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,7 +265,7 @@ def choose_render_node(render_nodes: Sequence[RenderSlot],
     ``legacy`` it gets the least-used render node if none is local.
     """
     by_id = {n.id: n for n in nodes}
-    usable = [r for r in render_nodes if not r.limit or r.guests < r.limit]
+    usable = [r for r in render_nodes if r.has_room]
     if not usable:
         return RenderChoice(False, None, None, 'every render node is at its '
                             'guest limit (%s)' % ', '.join(

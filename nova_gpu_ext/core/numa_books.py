@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping, Optional, Sequence
 
+from nova_gpu_ext.core import affinity
 from nova_gpu_ext.core import numa
 
 
@@ -66,7 +67,7 @@ def render_nodes_with_room(slots: Sequence[tuple[str, Optional[int], int,
     guests, limit)`` of the present render nodes (``limit`` 0: none)."""
     usable = sorted((guests, name, node) for name, node, guests, limit
                     in slots if node is not None and
-                    (not limit or guests < limit))
+                    affinity.has_room(guests, limit))
     out: list[int] = []
     for _guests, _name, node in usable:
         if node not in out:

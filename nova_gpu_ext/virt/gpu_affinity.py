@@ -34,8 +34,6 @@ from nova_gpu_ext.virt import xmlconfig
 
 LOG = logging.getLogger(__name__)
 
-UNBOUNDED = 1 << 30
-
 
 class Refused(exception.ComputeResourcesUnavailable):
     """A GPU placement rule cannot hold on this host (the build reschedules).
@@ -85,20 +83,16 @@ def device_gpu(driver, dev, topology):
             return None
     else:
         return None
-    gpu = topology.gpu(address)
-    if gpu is not None and gpu.physfn is not None:
-        gpu = topology.gpu(gpu.physfn) or gpu
-    return gpu
+    return topology.physical_gpu(address)
 
 
 def node_capacities(topology):
     """Each node's size. The scheduler checked what is free (it knows the
     usage); the compute only refuses a guest larger than a whole node, so
     both sides agree on guests that can never fit a node."""
-    return [affinity.NodeCapacity(
-        n.id, n.socket, len(n.cpus) or UNBOUNDED,
-        n.memory_mb or UNBOUNDED, len(n.cpus), n.memory_mb or 0,
-        len(n.cpus)) for n in topology.numa_nodes]
+    return [affinity.node_capacity(n.id, n.socket, len(n.cpus), n.memory_mb,
+                                   unknown_fits=True)
+            for n in topology.numa_nodes]
 
 
 def usable_node_cpus(topology, node_id, allowed, mode, instance):
@@ -188,14 +182,14 @@ class RenderNodeTracker:
                              if n == name and u != instance_uuid)
                 slot = affinity.RenderSlot(render.name, render.path,
                                            render.numa_node, others, limit)
-                over = bool(limit) and others + 1 > limit
+                over = not affinity.has_room(others, limit)
                 return affinity.RenderChoice(
                     not over, slot, render.numa_node,
                     'render node %s kept (%d guest(s) with it, limit %s)' % (
                         name, others + 1, limit or 'none'))
         choice = self.claim(instance_uuid, topology, needs, 0,
                             only_node=only_node)
-        if choice.ok and limit and choice.render.guests + 1 > limit:
+        if choice.ok and not affinity.has_room(choice.render.guests, limit):
             return dataclasses.replace(choice, ok=False, reason=(
                 'render node %s has %d guest(s) with this one, limit %d' % (
                     choice.render.name, choice.render.guests + 1, limit)))

@@ -92,9 +92,7 @@ def destination_gpus(driver, migrate_data, topology):
     out.extend(pci.values())
     gpus = []
     for address in out:
-        gpu = topology.gpu(address)
-        if gpu is not None and gpu.physfn is not None:
-            gpu = topology.gpu(gpu.physfn) or gpu
+        gpu = topology.physical_gpu(address)
         if gpu is not None and str(gpu.address) not in gpus:
             gpus.append(str(gpu.address))
     return gpus

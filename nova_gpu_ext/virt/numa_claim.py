@@ -37,7 +37,6 @@ from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext.core import numa
 from nova_gpu_ext.nova_glue import numa_fit
 from nova_gpu_ext.nova_glue import request_inputs
-from nova_gpu_ext.core import spec as specs
 from nova_gpu_ext.core import numa_books
 
 LOG = logging.getLogger(__name__)
@@ -121,8 +120,8 @@ def plan(driver, claim):
     flavor = getattr(claim, 'flavor', None) or instance.flavor
     if flavor is None:
         return None
-    request = specs.parse(flavor.extra_specs or {},
-                          on_error=lambda exc: None)
+    request = request_inputs.flavor_request(instance, flavor,
+                                            on_error=lambda exc: None)
     if not request.enabled:
         return None
     gpu_nodes = pci_gpu_nodes(driver, claim, request)
@@ -177,7 +176,8 @@ def claim_policy(driver, claim, request=None):
     flavor = getattr(claim, 'flavor', None) or claim.instance.flavor
     extra = flavor.extra_specs or {}
     if request is None:
-        request = specs.parse(extra, on_error=lambda exc: None)
+        request = request_inputs.flavor_request(
+            claim.instance, flavor, on_error=lambda exc: None)
     return request_inputs.resolve(
         extra, _image_meta(claim), _pci_requests(claim),
         CONF.gpu_ext.numa_affinity_policy, request).policy

@@ -175,19 +175,17 @@ class SharingClaims:
             if isinstance(dev, vconfig.LibvirtConfigGuestHostdevMDEV):
                 info = driver._get_mediated_device_information(
                     libvirt_utils.mdev_uuid2name(dev.uuid))
-                parent = topology.gpu(gpu_affinity.libvirt_name_to_address(
-                    info['parent']))
+                parent = topology.physical_gpu(
+                    gpu_affinity.libvirt_name_to_address(info['parent']))
                 if parent is None:
                     continue
-                if parent.physfn is not None:
-                    parent = topology.gpu(parent.physfn) or parent
                 out.append((str(parent.address), info.get('type')))
             elif isinstance(dev, vconfig.LibvirtConfigGuestHostdevPCI):
-                gpu = topology.gpu(gpu_affinity.pci_address(dev))
-                if gpu is not None and gpu.physfn is not None:
-                    pf = topology.gpu(gpu.physfn)
-                    if pf is not None:
-                        out.append((str(pf.address), None))
+                # A VF's PF is shared; a whole GPU is not admitted here.
+                address = gpu_affinity.pci_address(dev)
+                gpu = topology.physical_gpu(address)
+                if gpu is not None and gpu != topology.gpu(address):
+                    out.append((str(gpu.address), None))
         return out
 
     def _count(self, driver, topology, exclude):
@@ -245,11 +243,8 @@ def _defined_devices(driver, topology):
     out = {}
 
     def physical(address):
-        gpu = topology.gpu(address)
-        if gpu is None:
-            return None
-        return str(gpu.physfn) if gpu.physfn is not None else str(
-            gpu.address)
+        gpu = topology.physical_gpu(address)
+        return None if gpu is None else str(gpu.address)
 
     try:
         assigned = driver._get_all_assigned_mediated_devices() or {}
@@ -288,7 +283,7 @@ def _defined_devices(driver, topology):
                 continue
             gpu = topology.gpu(text)
             if gpu is not None and gpu.physfn is not None:
-                guests = out.setdefault(str(gpu.physfn), {})
+                guests = out.setdefault(physical(text), {})
                 guests[uuid] = guests.get(uuid, 0) + 1
     return out
 

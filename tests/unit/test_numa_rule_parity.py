@@ -60,6 +60,7 @@ from nova_gpu_ext.virt import gpu_affinity
 from nova_gpu_ext.virt import guest_config
 from nova_gpu_ext.virt import numa_claim
 from nova_gpu_ext.virt import sharing_claim
+from tests.unit import test_numa_books
 
 objects.register_all()
 CONF = gpu_conf.CONF
@@ -200,18 +201,8 @@ def device_address(case, topology):
 
 
 def nova_host(case, used=None):
-    used = used or {}
-    cells = []
-    for n, socket in enumerate(case.sockets()):
-        cells.append(objects.NUMACell(
-            id=n, socket=socket, cpuset=set(range(n * CPUS, (n + 1) * CPUS)),
-            pcpuset=set(), memory=MEMORY, cpu_usage=0,
-            memory_usage=used.get(n, 0), pinned_cpus=set(), siblings=[],
-            mempages=[objects.NUMAPagesTopology(
-                size_kb=4, total=MEMORY * 256, used=0)],
-            network_metadata=objects.NetworkMetadata(
-                physnets=set(), tunneled=False)))
-    return objects.NUMATopology(cells=cells)
+    return test_numa_books.host(case.node_count, CPUS, MEMORY, used,
+                                case.sockets())
 
 
 def pci_requests(case):

@@ -63,12 +63,10 @@ def node_capacities(topology, args, node_usage=None):
         memory = node.memory_mb or 0
         ucpu = used_cpus.get(str(node.id), 0)
         umem = used_mem.get(str(node.id), 0)
-        nodes.append(affinity.NodeCapacity(
-            id=node.id, socket=node.socket,
-            free_cpus=float(max(cpus - (cpus if ucpu == 'all' else ucpu), 0)),
-            free_memory_mb=max(memory - (memory if umem == 'all' else umem),
-                               0),
-            total_cpus=cpus, total_memory_mb=memory))
+        nodes.append(affinity.node_capacity(
+            node.id, node.socket, cpus, memory,
+            cpus if ucpu == 'all' else ucpu,
+            memory if umem == 'all' else umem))
     return nodes
 
 
