@@ -14,6 +14,8 @@ from nova.api.validation.extra_specs import base
 from nova import exception
 
 from nova_gpu_ext.core import spec as specs
+from importlib import metadata
+from nova_gpu_ext.virt import tweaks
 
 
 class GPUExtraSpecValidator(base.ExtraSpecValidator):
@@ -31,8 +33,6 @@ def installed_tweaks():
     ``nova_gpu_ext.domain_tweaks`` namespace; API nodes run the same
     package as the computes). Read from the package metadata, without
     importing the tweaks."""
-    from importlib import metadata
-    from nova_gpu_ext.virt import tweaks
     return sorted({ep.name for ep in metadata.entry_points(
         group=tweaks.NAMESPACE)})
 

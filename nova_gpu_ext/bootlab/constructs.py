@@ -20,6 +20,16 @@ from typing import Optional
 
 from lxml import etree
 
+from nova_gpu_ext import model
+from nova.virt.libvirt import config as vconfig
+from nova import objects
+
+from nova_gpu_ext.virt import guest_pci_layout
+
+from nova_gpu_ext.virt import gpu_affinity
+
+from nova_gpu_ext.virt import xmlconfig
+
 #: stands in for a GPU at a guest PCI address (PCI on i440fx, PCIe on q35)
 STAND_IN = ("<rng model='virtio'><backend model='random'>/dev/urandom"
             "</backend></rng>")
@@ -64,7 +74,6 @@ def _two_cells(root, machine):
 
 
 def _topology(per_node):
-    from nova_gpu_ext import model
     nodes = tuple(model.NUMANode(id=n, cpus=frozenset([n]),
                                  memory_mb=4096, socket=n) for n in (0, 1))
     gpus = []
@@ -90,7 +99,6 @@ def _blank_guest(guest):
 
 def _nova_guest(machine, topology):
     """A guest config the way Nova builds it: GPU hostdevs, no indexes."""
-    from nova.virt.libvirt import config as vconfig
     guest = _blank_guest(vconfig.LibvirtConfigGuest())
     guest.os_mach_type = machine
     for gpu in topology.gpus:
@@ -103,7 +111,6 @@ def _nova_guest(machine, topology):
 
 
 def _instance():
-    from nova import objects
     objects.register_all()
     cells = [objects.InstanceNUMACell(id=n, cpuset=set([n]), pcpuset=set(),
                                       memory=512) for n in (0, 1)]
@@ -117,7 +124,6 @@ def expander(base_xml, machine='q35', per_cell=2, legacy_base=None):
     ``legacy_base``: shift our controller indexes to start there (the old
     layout started at 200), to measure what libvirt adds for it.
     """
-    from nova_gpu_ext.virt import guest_pci_layout
     topology = _topology(per_cell)
     guest = _nova_guest(machine, topology)
     guest_pci_layout.expose_device_locality(guest, topology, _instance(),
@@ -164,8 +170,6 @@ def expander(base_xml, machine='q35', per_cell=2, legacy_base=None):
 
 def numatune(base_xml, node=0):
     """vCPUs and memory bound to host node ``node`` (gpu_affinity._bind)."""
-    from nova.virt.libvirt import config as vconfig
-    from nova_gpu_ext.virt import gpu_affinity
     topology = _topology(1)
     guest = _blank_guest(vconfig.LibvirtConfigGuest())
     gpu_affinity._bind(guest, topology, node, 'strict', None)
@@ -180,7 +184,6 @@ def numatune(base_xml, node=0):
 
 
 def prealloc_threads(base_xml, threads=2):
-    from nova_gpu_ext.virt import xmlconfig
     backing = xmlconfig.GuestMemoryBacking()
     backing.allocateimmediate = True
     backing.allocation_threads = threads
@@ -193,7 +196,6 @@ def prealloc_threads(base_xml, threads=2):
 
 
 def hugepages_all_memory(base_xml):
-    from nova_gpu_ext.virt import xmlconfig
     backing = xmlconfig.GuestMemoryBacking()
     page = xmlconfig.GuestMemoryBackingPage()
     page.size_kb = 2048
@@ -209,7 +211,6 @@ def hugepages_all_memory(base_xml):
 
 
 def bootmenu_off(base_xml):
-    from nova_gpu_ext.virt import xmlconfig
     guest = _blank_guest(xmlconfig.Guest())
     guest.os_bootmenu_off = True
     os_el = _parse(guest.to_xml()).find('os')
@@ -220,7 +221,6 @@ def bootmenu_off(base_xml):
 
 
 def nic_rom_off(base_xml):
-    from nova_gpu_ext.virt import xmlconfig
     nic = xmlconfig.GuestInterface()
     nic.net_type = 'ethernet'      # the boot lab makes it user-mode
     nic.mac_addr = 'fa:16:3e:12:34:56'
@@ -235,7 +235,6 @@ def nic_rom_off(base_xml):
 
 
 def hostdev_rom_bar_off(base_xml):
-    from nova_gpu_ext.virt import xmlconfig
     dev = xmlconfig.GuestHostdevPCI()
     dev.domain, dev.bus, dev.slot, dev.function = '0000', '3b', '00', '0'
     dev.rom_bar = False
@@ -248,7 +247,6 @@ def hostdev_rom_bar_off(base_xml):
 
 
 def mdev_on_bus(base_xml):
-    from nova_gpu_ext.virt import xmlconfig
     dev = xmlconfig.GuestHostdevMDEVOnBus()
     dev.uuid = '4b20d080-1b54-4048-85b3-a6a62d165c01'
     dev.guest_bus = 0
@@ -264,8 +262,6 @@ def mdev_on_bus(base_xml):
 def egl_headless_rendernode(base_xml, rendernode='/dev/dri/renderD128'):
     """egl-headless with a render node and virtio video with accel3d (what
     ``gpu:render_node=numa-local`` adds)."""
-    from nova.virt.libvirt import config as vconfig
-    from nova_gpu_ext.virt import xmlconfig
     graphics = xmlconfig.GuestGraphicsGL()
     graphics.type = 'egl-headless'
     graphics.rendernode = rendernode

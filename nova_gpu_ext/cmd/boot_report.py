@@ -123,6 +123,7 @@ def _columns(rows):
 
 def plot(records, path):
     """Stacked bar per build (GPU guests marked), one colour per phase."""
+    # Lazy: matplotlib is optional, needed only for --plot.
     import matplotlib
     matplotlib.use('Agg')
     from matplotlib import pyplot

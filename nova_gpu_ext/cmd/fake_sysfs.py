@@ -7,6 +7,8 @@ demos: point ``[gpu_ext] sysfs_root`` at the directory it writes.
 import os
 import sys
 
+from nova_gpu_ext.cmd import host_source
+
 
 def register(subparsers):
     parser = subparsers.add_parser(
@@ -22,7 +24,6 @@ def register(subparsers):
 
 
 def run(args, out=None):
-    from nova_gpu_ext.cmd import host_source
     out = out or sys.stdout
     try:
         builder = host_source.sample_builder(args.sample)

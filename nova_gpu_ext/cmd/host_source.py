@@ -18,6 +18,7 @@ class UnknownSample(ValueError):
 
 def sample_builder(name):
     """The builder of a built-in sample host, or :class:`UnknownSample`."""
+    # Lazy: the simulation is loaded only for a built-in sample host.
     from nova_gpu_ext.sim import fake_sysfs
     try:
         return fake_sysfs.SAMPLE_HOSTS[name]

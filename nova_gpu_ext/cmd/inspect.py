@@ -14,6 +14,7 @@ from nova_gpu_ext.cmd import host_source
 from nova_gpu_ext import model
 from nova_gpu_ext.topology import matrix
 from nova_gpu_ext.topology import summary
+from nova_gpu_ext.topology import health
 
 
 def register(subparsers):
@@ -38,6 +39,7 @@ def register(subparsers):
 
 def run(args, out=None):
     out = out or sys.stdout
+    # Lazy: the simulation is loaded only for the built-in sample hosts.
     from nova_gpu_ext.sim import fake_sysfs
     if args.list_samples:
         for name, builder in sorted(fake_sysfs.SAMPLE_HOSTS.items()):
@@ -85,7 +87,6 @@ def to_json(topology, source):
         str(g.address): sorted(summary.gpu_traits(topology, g))
         for g in topology.physical_gpus()}
     data['host_summary'] = summary.host_summary(topology)
-    from nova_gpu_ext.topology import health
     data['health_problems'] = {
         h.address: [m for _t, m in health.problems(h)]
         for h in topology.health if health.problems(h)}
@@ -93,6 +94,7 @@ def to_json(topology, source):
 
 
 def _cpus(cpus):
+    # Lazy: the simulation is loaded only for the built-in sample hosts.
     from nova_gpu_ext.sim import fake_sysfs
     return fake_sysfs._cpulist(cpus) if cpus else '-'
 
@@ -178,7 +180,6 @@ def render_table(topology, source, show_vfs=False):
 
 def render_health(topology):
     """GPU health as the host sees it (links, AER, vanished or failed)."""
-    from nova_gpu_ext.topology import health
     if not topology.health:
         return ''
     lines = []

@@ -8,6 +8,8 @@ up too.
 
 import sys
 
+from nova_gpu_ext.virt import tweaks
+
 
 def register(subparsers):
     parser = subparsers.add_parser(
@@ -23,7 +25,6 @@ def _version(number):
 
 
 def run(args, out=None):
-    from nova_gpu_ext.virt import tweaks
     out = out or sys.stdout
     loaded = tweaks.load_tweaks()
     if not loaded:

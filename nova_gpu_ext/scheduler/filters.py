@@ -21,16 +21,25 @@ from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.core import summary_compat
 from nova_gpu_ext.core import affinity
+from nova_gpu_ext.nova_glue import wraps
 from nova_gpu_ext.scheduler import numa_candidates
 from nova_gpu_ext.scheduler import numa_consume
 from nova_gpu_ext.scheduler import request as sched_request
 from nova_gpu_ext.scheduler import usage as gpu_usage
 from nova_gpu_ext.scheduler import weighers
+from nova_gpu_ext.core import decide
+from nova_gpu_ext.virt import domcaps
 
 LOG = logging.getLogger(__name__)
 CONF = gpu_conf.CONF
 
-numa_consume.install()
+
+def install_wraps():
+    """The scheduler's wraps of Nova internals (idempotent): our filters
+    install them when Nova's scheduler creates them, never at import."""
+    wraps.install_scheduler(gpu_usage.record_candidates,
+                            gpu_usage.record_claim,
+                            numa_candidates.fitted_for, numa_consume.consume)
 
 
 class GPUExtHostFilter(filters.BaseHostFilter):
@@ -44,6 +53,10 @@ class GPUExtHostFilter(filters.BaseHostFilter):
 
     run_filter_once_per_request = False
     RUN_ON_REBUILD = False
+
+    def __init__(self):
+        super().__init__()
+        install_wraps()
 
     def host_passes(self, host_state, spec_obj):
         if not CONF.gpu_ext.enabled:
@@ -76,6 +89,10 @@ class GPUPlacementFilter(filters.BaseHostFilter,
 
     run_filter_once_per_request = False
     RUN_ON_REBUILD = False
+
+    def __init__(self):
+        super().__init__()
+        install_wraps()
 
     def host_passes(self, host_state, spec_obj):
         if not CONF.gpu_ext.enabled:
@@ -121,7 +138,6 @@ class GPUPlacementFilter(filters.BaseHostFilter,
 
     def _decide(self, host_state, spec_obj, request, needs, nodes, summary):
         """Gather the host's facts, ask :func:`decide.decide`, apply it."""
-        from nova_gpu_ext.core import decide
         by_provider = sched_request.gpus_by_provider(summary)
         used_by = {}
         gpus = {}
@@ -141,7 +157,6 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         limit = CONF.gpu_ext.render_node_max_guests
         usable, missing = [], []
         if request.wants_render_node:
-            from nova_gpu_ext.virt import domcaps
             why = domcaps.refusal(summary.get('gl'))
             if why:
                 self._log_refusal(host_state, [why])

@@ -9,8 +9,9 @@ GPU guests that is wrong twice: a guest without a topology of its own is not
 counted at all (the claim gives it one cell), and a guest with one may be
 counted on another node than the GPU's, where the claim puts it.
 
-:func:`install` (idempotent, done when the filters are imported) wraps that
-one method. When ``GPUPlacementFilter`` recorded the fitted cells of the
+The ``numa_consume`` wrap of :mod:`nova_gpu_ext.nova_glue.wraps` (installed
+by our filters' ``__init__``) wraps that one method and calls :func:`consume`
+when ``GPUPlacementFilter`` recorded the fitted cells of the
 claimed candidate (:func:`numa_candidates.fitted_for`), Nova's body runs
 with the host topology narrowed to those cells (and the one-cell topology
 for a guest that had none), so Nova's own fit, usage and PCI accounting
@@ -19,33 +20,9 @@ back unchanged. Anything else runs Nova's body untouched.
 """
 
 from nova import objects
-from nova.scheduler import host_manager
 from oslo_log import log as logging
 
-from nova_gpu_ext.scheduler import numa_candidates
-
 LOG = logging.getLogger(__name__)
-_MARK = '_gpu_ext_numa_consume'
-
-
-def install():
-    """Wrap ``HostState._locked_consume_from_request`` (idempotent)."""
-    current = host_manager.HostState._locked_consume_from_request
-    if getattr(current, _MARK, False):
-        return
-    original = current
-
-    def _locked_consume_from_request(self, spec_obj):
-        recorded = numa_candidates.fitted_for(self, spec_obj)
-        if recorded is None or recorded[0] is None or \
-                not self.numa_topology:
-            return original(self, spec_obj)
-        return consume(original, self, spec_obj, *recorded)
-
-    setattr(_locked_consume_from_request, _MARK, True)
-    _locked_consume_from_request.__wrapped__ = original
-    host_manager.HostState._locked_consume_from_request = \
-        _locked_consume_from_request
 
 
 def consume(original, host_state, spec_obj, fitted, synthetic):

@@ -10,6 +10,7 @@ from oslo_log import log as logging
 from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.nova_glue import request_inputs
 from nova_gpu_ext.core import spec as specs
+from nova_gpu_ext.core import affinity
 
 LOG = logging.getLogger(__name__)
 
@@ -55,7 +56,6 @@ def node_capacities(host_state, summary):
     allocation ratios as Nova's fit applies them
     (``numa_fit_instance_to_host`` with ``NUMATopologyLimits``).
     """
-    from nova_gpu_ext.core import affinity
     sockets = {n['id']: n.get('socket') for n in summary.get('nodes', ())}
     cells = getattr(getattr(host_state, 'numa_topology', None), 'cells',
                     None) or ()

@@ -9,15 +9,19 @@ options per candidate:
 * Usage comes from the ``provider_summaries`` that
   ``GET /allocation_candidates`` returned to the scheduler for this very
   request (``used`` of every resource class of every provider in the
-  candidates' trees). Nova 34 does not hand them to filters, so
-  :func:`install` wraps ``SchedulerReportClient.get_allocation_candidates``
-  to keep the summaries it returns for the thread that asked (the scheduler
+  candidates' trees). Nova 34 does not hand them to filters, so the
+  ``allocation_candidates`` wrap of :mod:`nova_gpu_ext.nova_glue.wraps`
+  (installed by our filters' ``__init__``) hands what
+  ``SchedulerReportClient.get_allocation_candidates`` returns to
+  :func:`record_candidates`, which keeps the summaries for the thread that
+  asked (the scheduler
   runs ``select_destinations`` - candidates, filters, weighers, claims - in
   one thread or greenthread).
 * Multi-create: a request for N instances fetches candidates once and then
-  filters and claims N times. The wrapped ``claim_resources`` adds each
-  successful claim of this request to the usage the next instance sees, so
-  the same GPU is counted once per tenant placed on it.
+  filters and claims N times. The wrapped ``claim_resources`` calls
+  :func:`record_claim`, which adds each successful claim of this request to the
+  usage the next instance sees, so the same GPU is counted once per tenant
+  placed on it.
 * Profiles (:func:`profile`) are read from CONF once per type per request.
 
 Without summaries for the current request (Nova changed, or the wrapper
@@ -28,23 +32,24 @@ tests/unit/test_scheduler_usage.py).
 
 Public API::
 
-    install()                          # idempotent; done at import
+    record_candidates(context, result) # from the allocation_candidates wrap
+    record_claim(alloc_request, ok)    # from the claim_resources wrap
     used(rp_uuid, default) -> int      # units in use on a GPU provider
     profile(type_name) -> SharingProfile
     current() -> RequestUsage | None   # the request's view, for tests
 """
 
 import collections
-import functools
 import threading
 
-from nova.scheduler.client import report
 from oslo_log import log as logging
+
+from nova_gpu_ext import conf as gpu_conf
+from nova_gpu_ext.conf import sharing as sharing_conf
 
 LOG = logging.getLogger(__name__)
 
 _local = threading.local()
-_MARK = '_gpu_ext_usage_hook'
 
 
 class RequestUsage(object):
@@ -95,7 +100,7 @@ def _request_id(context):
         context, 'request_id', None)
 
 
-def _record_candidates(context, result):
+def record_candidates(context, result):
     if not result or result[1] is None:
         return
     summaries = result[1]
@@ -110,44 +115,10 @@ def _record_candidates(context, result):
         _local.usage = RequestUsage(request_id, summaries)
 
 
-def _record_claim(alloc_request, ok):
+def record_claim(alloc_request, ok):
     state = current()
     if ok and state is not None and alloc_request:
         state.add_claim(alloc_request)
-
-
-def install():
-    """Wrap the report client's two scheduler calls (once)."""
-    cls = report.SchedulerReportClient
-    candidates = cls.get_allocation_candidates
-    if not getattr(candidates, _MARK, False):
-        @functools.wraps(candidates)
-        def get_allocation_candidates(self, context, resources):
-            result = candidates(self, context, resources)
-            try:
-                _record_candidates(context, result)
-            except Exception:   # never break scheduling over our view
-                LOG.debug('Cannot keep the provider summaries',
-                          exc_info=True)
-            return result
-        setattr(get_allocation_candidates, _MARK, True)
-        cls.get_allocation_candidates = get_allocation_candidates
-
-    claim = cls.claim_resources
-    if not getattr(claim, _MARK, False):
-        @functools.wraps(claim)
-        def claim_resources(self, context, consumer_uuid, alloc_request,
-                            *args, **kwargs):
-            ok = claim(self, context, consumer_uuid, alloc_request,
-                       *args, **kwargs)
-            try:
-                _record_claim(alloc_request, ok)
-            except Exception:
-                LOG.debug('Cannot count the claim of %s', consumer_uuid,
-                          exc_info=True)
-            return ok
-        setattr(claim_resources, _MARK, True)
-        cls.claim_resources = claim_resources
 
 
 def used(rp_uuid, default):
@@ -170,8 +141,6 @@ def used(rp_uuid, default):
 
 def profile(type_name):
     """The sharing profile of ``type_name``, read once per request."""
-    from nova_gpu_ext import conf as gpu_conf
-    from nova_gpu_ext.conf import sharing as sharing_conf
     state = current()
     if state is None:
         return sharing_conf.profile_for(gpu_conf.CONF, type_name)
@@ -181,6 +150,3 @@ def profile(type_name):
         value = state.profiles[type_name] = sharing_conf.profile_for(
             gpu_conf.CONF, type_name)
         return value
-
-
-install()

@@ -210,12 +210,12 @@ class GPUExtTestBase(test_vgpu.VGPUTestBase):
         from nova import context
         from nova import objects
         from nova.virt.libvirt import utils as libvirt_utils
-        from nova_gpu_ext.virt import gpu_affinity
+        from nova_gpu_ext.virt import guest_devices
         driver = self.computes[server['OS-EXT-SRV-ATTR:host']].driver
         instance = objects.Instance.get_by_uuid(
             context.get_admin_context(), server['id'])
         return {
-            mdev: gpu_affinity.libvirt_name_to_address(
+            mdev: guest_devices.libvirt_name_to_address(
                 driver._get_mediated_device_information(
                     libvirt_utils.mdev_uuid2name(mdev))['parent'])
             for mdev in driver._get_all_assigned_mediated_devices(instance)}

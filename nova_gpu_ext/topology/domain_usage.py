@@ -16,6 +16,7 @@ A malformed document counts as nothing (never raises).
 """
 
 import dataclasses
+import os
 
 from lxml import etree
 
@@ -105,7 +106,6 @@ def node_usage(xmls):
 def read_documents(paths):
     """The XML documents in ``paths`` (files, or directories of ``*.xml``).
     Raises OSError for a path that cannot be read."""
-    import os
     docs = []
     for path in paths:
         if os.path.isdir(path):

@@ -14,6 +14,12 @@ import json
 from oslo_log import log as logging
 
 from nova_gpu_ext import model
+from nova_gpu_ext.topology import discover as discovery
+from nova_gpu_ext.topology import paths
+from nova_gpu_ext.topology import health
+from nova_gpu_ext.topology import summary
+from nova_gpu_ext.core import summary_compat
+from nova_gpu_ext.core import decide
 
 LOG = logging.getLogger(__name__)
 
@@ -25,8 +31,6 @@ EMPTY_HOST = model.HostTopology(numa_nodes=(), gpus=())
 
 def discover(sysfs_root, dev_root='/dev', previous=None):
     """Discover the host's topology; on any failure keep what we knew."""
-    from nova_gpu_ext.topology import discover as discovery
-    from nova_gpu_ext.topology import paths
     try:
         topology = discovery.discover_host(
             paths.SysfsPaths(sysfs_root, dev_root=dev_root),
@@ -42,7 +46,6 @@ def discover(sysfs_root, dev_root='/dev', previous=None):
 def log_changes(previous, topology):
     """Log GPU health problems and unknown NUMA nodes once, when they
     change (discovery runs on every resource update)."""
-    from nova_gpu_ext.topology import health
     for address, new, cleared in health.changes(
             previous.health if previous is not None else (),
             topology.health):
@@ -57,7 +60,6 @@ def log_changes(previous, topology):
 
 
 def host_summary(topology):
-    from nova_gpu_ext.topology import summary
     return summary.host_summary(topology)
 
 
@@ -81,7 +83,6 @@ def provider_traits(topology, nodename):
     such VF an mdev parent with its own provider), get the GPU's traits;
     the caller sets them only on providers that exist.
     """
-    from nova_gpu_ext.topology import summary
     out = {}
     for gpu in topology.gpus:
         if gpu.kind is model.GPUKind.VF and not gpu.mdev_types:
@@ -93,7 +94,6 @@ def provider_traits(topology, nodename):
             out[name] = traits
     # A GPU that vanished or failed is no longer discovered; its provider
     # (while Nova keeps it) says so.
-    from nova_gpu_ext.topology import health
     for entry in topology.health:
         if topology.gpu(entry.address) is None and health.traits(entry):
             address = model.PCIAddress.parse(entry.address)
@@ -106,7 +106,6 @@ def provider_traits(topology, nodename):
 def gpu_entry(topology, gpu, uuids=None):
     """One physical GPU's summary entry, VFs' mdev types included, as the
     compute publishes it (without what only the driver knows)."""
-    from nova_gpu_ext.topology import summary
     entry = summary.gpu_summary(gpu)
     add_vf_providers(entry, topology, uuids or {})
     return entry
@@ -127,7 +126,6 @@ def add_vf_providers(entry, topology, uuids):
     vfs = [v for v in vfs if v is not None and v.mdev_types]
     if not vfs:
         return
-    from nova_gpu_ext.topology import summary
     types = dict(entry.get('mdev_types') or {})
     by_type = dict(entry.get('mdevs_by_type') or {})
     mig = set(entry.get('mig_types') or ())
@@ -155,7 +153,6 @@ def summary_from_stats(stats):
     reads (:func:`nova_gpu_ext.core.summary_compat.normalize`); what had to be
     dropped marks it partial and is logged once per distinct value.
     """
-    from nova_gpu_ext.core import summary_compat
     raw = stats.get(STATS_KEY) if isinstance(stats, dict) else None
     if not raw:
         return None
@@ -196,7 +193,6 @@ def gpu_facts(entry, tenants, profile_for, resident_min_share=None):
     A MIG-backed vGPU type (``mig_types``) is not time-sliced: its bound is
     the instances the GPU's MIG layout offers, nothing more.
     """
-    from nova_gpu_ext.core import decide
     common = dict(address=entry['addr'], numa_node=entry.get('node'),
                   socket=entry.get('socket'))
     mdev_types = entry.get('mdev_types') or {}

@@ -14,6 +14,7 @@ Layer rule: pure (no I/O, no Nova). Two forms of the same facts:
 import re
 
 from nova_gpu_ext import model
+from nova_gpu_ext.topology import health
 
 SUMMARY_VERSION = 1
 NUMA_TRAIT = 'CUSTOM_GPU_NUMA_NODE_%d'
@@ -55,7 +56,6 @@ def gpu_traits(topology: model.HostTopology, gpu: model.GPU) -> set[str]:
 def health_traits(topology: model.HostTopology, gpu: model.GPU) -> set[str]:
     """``CUSTOM_GPU_LINK_DEGRADED`` etc. (see :mod:`.health`); a VF has
     its PF's."""
-    from nova_gpu_ext.topology import health
     return health.traits(topology.health_of(gpu.physfn or gpu.address))
 
 

@@ -34,6 +34,8 @@ import time
 
 from lxml import etree
 from oslo_log import log as logging
+from nova.compute import task_states
+from nova import objects
 
 from nova_gpu_ext.core import boot_stats
 from nova_gpu_ext import conf as gpu_conf
@@ -202,7 +204,6 @@ class BuildWatch:
 
 def create_guest(driver, create, context, xml, instance, *args, **kwargs):
     """Upstream's ``_create_guest`` (``create``), timed for a build."""
-    from nova.compute import task_states
     if not CONF.gpu_ext.boot_telemetry or \
             instance.task_state != task_states.SPAWNING:
         return create(context, xml, instance, *args, **kwargs)
@@ -267,7 +268,6 @@ def describe(phases_ms, kernel_line=None):
 
 def report(driver, context, instance, watch):
     """Events, one INFO line, the local record and the stats summary."""
-    from nova import objects
     phases = watch.phases()
     phases_ms = watch.phases_ms()
     host = CONF.host

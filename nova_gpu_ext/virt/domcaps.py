@@ -34,6 +34,10 @@ from typing import Optional
 
 from lxml import etree
 from oslo_log import log as logging
+import nova.conf
+from nova.objects import fields
+
+from nova_gpu_ext.virt import operations
 
 LOG = logging.getLogger(__name__)
 
@@ -86,8 +90,6 @@ def traits(gl: Optional[dict]) -> set:
 
 def host_gl(driver) -> Optional[dict]:
     """The GL facts of the driver's host (its arch and virt type)."""
-    import nova.conf
-    from nova.objects import fields
     conf = nova.conf.CONF
     try:
         connection = driver._host.get_connection()
@@ -99,10 +101,9 @@ def host_gl(driver) -> Optional[dict]:
 
 def check_render_node_host(driver, instance):
     """Refuse (reschedule) a render-node guest on a host without GL."""
-    from nova_gpu_ext.virt import gpu_affinity
     why = refusal(host_gl(driver))
     if why:
-        raise gpu_affinity.Refused(reason='render node: %s' % why)
+        raise operations.Refused(reason='render node: %s' % why)
 
 
 def device_exists(driver, path: str) -> bool:

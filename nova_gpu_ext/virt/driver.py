@@ -50,6 +50,7 @@ from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
+from nova_gpu_ext.nova_glue import wraps
 from nova_gpu_ext.virt import boot_telemetry
 from nova_gpu_ext.virt import gpu_affinity
 from nova_gpu_ext.virt import guest_config
@@ -60,6 +61,7 @@ from nova_gpu_ext.virt import operations
 from nova_gpu_ext.virt import pci_traits
 from nova_gpu_ext.virt import sharing_claim
 from nova_gpu_ext.virt import startup
+from nova_gpu_ext.conf import sharing as sharing_conf
 
 LOG = logging.getLogger(__name__)
 CONF = gpu_conf.CONF
@@ -90,10 +92,11 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         self._gpu_provider_uuids = {}
         # Shared GPUs claimed by builds in flight and guests (admission).
         self.sharing_claims = sharing_claim.SharingClaims()
-        # Our traits survive Nova's PCI-in-placement translator.
-        pci_traits.install()
-        # GPU guests' NUMA cells are claimed by Nova's resource tracker.
-        numa_claim.install()
+        # Our traits survive Nova's PCI-in-placement translator, and GPU
+        # guests' NUMA cells are claimed by Nova's resource tracker with
+        # the steered fit: the compute's wraps of Nova internals.
+        wraps.install_compute(pci_traits.reapply,
+                              numa_claim.test_numa_topology)
 
     def gpu_numa_plan(self, claim):
         """How Nova's claim fits this guest's NUMA cells (or None)."""
@@ -181,7 +184,6 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
     def _check_sharing(self, guest, instance, request):
         """Claim the guest's shared GPUs (time-slice bound, min shares) or
         refuse the build so it reschedules (:mod:`sharing_claim`)."""
-        from nova_gpu_ext.conf import sharing as sharing_conf
         return self.sharing_claims.admit(
             self, guest, instance, request,
             lambda type_name: sharing_conf.profile_for(CONF, type_name),

@@ -5,13 +5,12 @@ that upstream's driver put in the guest config, the host topology), asks
 the pure core (:mod:`nova_gpu_ext.core.affinity`) and applies the
 answer to the ``LibvirtConfigGuest``:
 
-* a guest without a NUMA topology of its own is bound to the NUMA node of
-  its physical GPU: ``<vcpu cpuset>`` narrowed to that node's CPUs and
-  ``<numatune><memory mode='strict|preferred' nodeset='N'/>``;
-* a guest that has a NUMA topology (Nova placed its cells at the claim) is
-  only checked: under ``required``/``socket`` a cell must be on the GPU's
-  node/socket, otherwise the build is refused (and rescheduled), never
-  silently cross-NUMA;
+* a GPU guest's NUMA cells are placed by Nova's claim, steered to the
+  GPU's node (:mod:`.numa_claim`); here they are only checked: under
+  ``required``/``socket`` a cell must be on the GPU's node/socket, otherwise
+  the build is refused (and rescheduled), never silently cross-NUMA; a guest
+  the claim left without a cell (policy ``legacy``, or ``preferred`` with no
+  room) is not bound, as upstream;
 * a guest that asks for a render node gets the least-used render node of
   its NUMA node, ``<graphics type='egl-headless'><gl rendernode/>`` and a
   virtio video model with ``accel3d``; the per-render-node guest limit is
@@ -21,69 +20,24 @@ answer to the ``LibvirtConfigGuest``:
 import dataclasses
 import threading
 
-from nova import exception
+from nova.virt import hardware
 from nova.virt.libvirt import config as vconfig
-from nova.virt.libvirt import utils as libvirt_utils
 from oslo_log import log as logging
+from lxml import etree
 
 from nova_gpu_ext.core import numa
 from nova_gpu_ext import model
 from nova_gpu_ext.core import affinity
+from nova_gpu_ext.virt import guest_devices
+from nova_gpu_ext.virt import guest_pci_layout
 from nova_gpu_ext.virt import operations
 from nova_gpu_ext.virt import xmlconfig
 
 LOG = logging.getLogger(__name__)
 
 
-class Refused(exception.ComputeResourcesUnavailable):
-    """A GPU placement rule cannot hold on this host (the build reschedules).
-    """
-
-
-def pci_address(dev):
-    """``0000:3b:00.0`` of a ``LibvirtConfigGuestHostdevPCI``."""
-    return str(model.PCIAddress.from_fields(dev.domain, dev.bus, dev.slot,
-                                            dev.function))
-
-
-def libvirt_name_to_address(name):
-    """``pci_0000_81_00_0`` -> ``0000:81:00.0``."""
-    return str(model.PCIAddress.from_libvirt_name(name))
-
-
-def physical_gpu_addresses(driver, guest, topology):
-    """The physical GPUs behind the guest's devices, in device order.
-
-    A VF counts as its PF; an mdev as its parent. Devices that are not GPUs
-    the topology knows (NICs, ...) are ignored.
-    """
-    out = []
-    for dev in guest.devices:
-        gpu = device_gpu(driver, dev, topology)
-        if gpu is not None and str(gpu.address) not in out:
-            out.append(str(gpu.address))
-    return out
-
-
-def device_gpu(driver, dev, topology):
-    """The physical GPU behind one guest device, or None.
-
-    A VF counts as its PF; an mdev as its parent; devices that are not GPUs
-    the topology knows (NICs, ...) give None.
-    """
-    if isinstance(dev, vconfig.LibvirtConfigGuestHostdevPCI):
-        address = pci_address(dev)
-    elif isinstance(dev, vconfig.LibvirtConfigGuestHostdevMDEV):
-        try:
-            info = driver._get_mediated_device_information(
-                libvirt_utils.mdev_uuid2name(dev.uuid))
-            address = libvirt_name_to_address(info['parent'])
-        except Exception:
-            LOG.warning('Cannot tell the parent GPU of mdev %s', dev.uuid)
-            return None
-    else:
-        return None
-    return topology.physical_gpu(address)
+#: raised when a GPU placement rule cannot hold on a new claim
+Refused = operations.Refused
 
 
 def node_capacities(topology):
@@ -112,22 +66,7 @@ def usable_node_cpus(topology, node_id, allowed, mode, instance):
     return cpus
 
 
-def _bind(guest, topology, node_id, mode, instance):
-    cpus = usable_node_cpus(topology, node_id, guest.cpuset, mode, instance)
-    if not cpus:
-        return None
-    guest.cpuset = cpus
-    tune = vconfig.LibvirtConfigGuestNUMATune()
-    tune.memory = vconfig.LibvirtConfigGuestNUMATuneMemory()
-    tune.memory.mode = mode
-    tune.memory.nodeset = [node_id]
-    guest.numatune = tune
-    return 'vcpus on node %d CPUs %s, memory %s on node %d' % (
-        node_id, _cpus(cpus), mode, node_id)
-
-
 def _cpus(cpus):
-    from nova.virt import hardware
     return hardware.format_cpu_spec(cpus, allow_ranges=True)
 
 
@@ -258,8 +197,7 @@ def apply(driver, guest, instance, request, topology, policy,
     needs = affinity.GuestNeeds(instance.flavor.vcpus,
                                 instance.flavor.memory_mb, policy)
     cells = _guest_cells(instance)
-    gpus = physical_gpu_addresses(driver, guest, topology)
-    bound_node = None
+    gpus = guest_devices.physical_gpu_addresses(driver, guest, topology)
     if gpus:
         first = topology.gpu(gpus[0])
         slot = affinity.GPUSlot(gpus[0], first.numa_node, first.socket)
@@ -277,6 +215,10 @@ def apply(driver, guest, instance, request, topology, policy,
             changes.append('numa: not bound (no NUMA node had room for the '
                            'guest as one cell; policy %s)' % policy)
         else:
+            # No cell from Nova's claim: policy legacy (upstream's
+            # behaviour), or a guest the claim did not steer. The rule is
+            # still checked; the guest is not bound (Nova's books place a
+            # GPU guest's NUMA cells, the claim's steered fit).
             choice = affinity.choose_node(needs, slot,
                                           node_capacities(topology))
             if not choice.ok:
@@ -290,19 +232,10 @@ def apply(driver, guest, instance, request, topology, policy,
                                      'node %d with GPU %s' % (
                                          other, gpu.numa_node,
                                          choice.node, gpus[0]))
-            if choice.node is not None:
-                line = _bind(guest, topology, choice.node, choice.binding,
-                             instance)
-                if line:
-                    bound_node = choice.node
-                    changes.append('numa: %s (GPU %s, policy %s)' % (
-                        line, gpus[0], policy))
-            else:
+            if choice.node is None:
                 changes.append('numa: not bound (%s)' % choice.reason)
     if request.wants_render_node:
-        only = bound_node
-        if only is None and len(cells) == 1:
-            only = cells[0]
+        only = cells[0] if len(cells) == 1 else None
         claim = (render_tracker.claim if operations.is_new_claim(instance)
                  else render_tracker.keep)
         choice = claim(instance.uuid, topology, needs, render_limit,
@@ -313,19 +246,11 @@ def apply(driver, guest, instance, request, topology, policy,
             changes.append('render node: %s (%s)' % (
                 _add_render_node(guest, choice.render, request.display),
                 choice.reason))
-        mode = numa.binding_mode(policy)
-        if bound_node is None and not cells and choice.node is not None \
-                and choice.render is not None and mode is not None:
-            line = _bind(guest, topology, choice.node, mode, instance)
-            if line:
-                changes.append('numa: %s (render node %s)' % (
-                    line, choice.render.name))
     return changes
 
 
 def expose_device_locality(guest, topology, instance, driver):
     """Expander buses per guest NUMA cell (:mod:`.guest_pci_layout`)."""
-    from nova_gpu_ext.virt import guest_pci_layout
     return guest_pci_layout.expose_device_locality(guest, topology,
                                                    instance, driver)
 
@@ -349,7 +274,6 @@ def _check_cells(gpu, cells, topology, policy, instance):
 
 def render_node_of(xml):
     """The render node a defined domain uses, from its XML (restart)."""
-    from lxml import etree
     try:
         root = etree.fromstring(xml.encode() if isinstance(xml, str)
                                 else xml)
@@ -362,7 +286,7 @@ def render_node_of(xml):
 
 
 __all__ = ['apply', 'Refused', 'RenderNodeTracker', 'render_node_of',
-           'physical_gpu_addresses', 'model']
+           'model']
 
 
 # -- live migration -----------------------------------------------------------
@@ -392,7 +316,6 @@ def encode_migration(render_path, node, cpus, mode):
 
 def rewrite_migration_xml(xml, decision):
     """The source's domain XML with the destination's choices in it."""
-    from lxml import etree
     if not decision:
         return xml
     root = etree.fromstring(xml.encode() if isinstance(xml, str) else xml)

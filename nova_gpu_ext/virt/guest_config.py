@@ -11,12 +11,14 @@ for no GPU, or ``[gpu_ext] enabled = false``, keeps upstream's config.
 """
 
 from oslo_log import log as logging
+from nova import objects
 
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext.nova_glue import request_inputs
 from nova_gpu_ext.core import spec as specs
 from nova_gpu_ext.virt import domcaps
 from nova_gpu_ext.virt import gpu_affinity
+from nova_gpu_ext.virt import guest_devices
 from nova_gpu_ext.virt import tweaks
 
 LOG = logging.getLogger(__name__)
@@ -40,7 +42,6 @@ def gpu_inputs(instance, request, image_meta=None):
     by the image and the ports (see :mod:`nova_gpu_ext.core.inputs`)."""
     if image_meta is None:
         try:
-            from nova import objects
             image_meta = objects.ImageMeta.from_instance(instance)
         except Exception:
             image_meta = None
@@ -62,7 +63,7 @@ def change(driver, guest, instance, image_meta):
     # A GPU guest has a GPU device (or a vGPU, a render node): a NIC alias
     # or a licence class alone keeps upstream's XML.
     gpu_guest = specs.gpu_guest(request, len(
-        gpu_affinity.physical_gpu_addresses(driver, guest, topology)))
+        guest_devices.physical_gpu_addresses(driver, guest, topology)))
     connection = driver._host.get_connection()
     ctx = tweaks.TweakContext(
         instance=instance,

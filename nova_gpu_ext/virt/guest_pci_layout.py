@@ -26,6 +26,7 @@ import dataclasses
 
 from nova.virt.libvirt import config as vconfig
 
+from nova_gpu_ext.virt import guest_devices
 from nova_gpu_ext.virt import xmlconfig
 
 #: the highest PCI bus number (buses behind the last expander end here)
@@ -92,13 +93,6 @@ def plan(gpus_per_cell: dict, first_index: int, q35: bool) -> list:
     return out
 
 
-def _gpu_helpers():
-    # gpu_affinity imports this module lazily (thin call); import back
-    # the device helpers it owns.
-    from nova_gpu_ext.virt import gpu_affinity
-    return gpu_affinity.device_gpu, gpu_affinity.pci_address
-
-
 def expose_device_locality(guest, topology, instance, driver):
     """Put each GPU behind a PCI expander bus of its guest NUMA node.
 
@@ -111,14 +105,13 @@ def expose_device_locality(guest, topology, instance, driver):
     numa = getattr(instance, 'numa_topology', None)
     if not numa or len(numa.cells) < 2:
         return []
-    device_gpu, pci_address = _gpu_helpers()
     guest_cell_of_host_node = {}
     for index, cell in enumerate(numa.cells):
         guest_cell_of_host_node.setdefault(cell.id, index)
     q35 = 'q35' in (guest.os_mach_type or '')
     placed = []          # (device, gpu, guest cell)
     for dev in list(guest.devices):
-        gpu = device_gpu(driver, dev, topology)
+        gpu = guest_devices.device_gpu(driver, dev, topology)
         if gpu is None:
             continue
         cell = guest_cell_of_host_node.get(gpu.numa_node)
@@ -145,7 +138,7 @@ def expose_device_locality(guest, topology, instance, driver):
         else:
             # Slot 0 of a PCI expander bus is not for devices.
             bus, slot = p.index, n + 1
-        address = pci_address(dev) if isinstance(
+        address = guest_devices.pci_address(dev) if isinstance(
             dev, vconfig.LibvirtConfigGuestHostdevPCI) else str(gpu.address)
         if isinstance(dev, vconfig.LibvirtConfigGuestHostdevPCI):
             dev = xmlconfig.promote(dev, xmlconfig.GuestHostdevPCI)

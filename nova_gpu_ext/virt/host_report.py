@@ -18,7 +18,7 @@ from oslo_log import log as logging
 
 from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.virt import domcaps
-from nova_gpu_ext.virt import gpu_affinity
+from nova_gpu_ext.virt import guest_devices
 from nova_gpu_ext.virt import operations
 from nova_gpu_ext.virt import pci_traits
 from nova_gpu_ext.virt import sharing_claim
@@ -61,7 +61,7 @@ def mdevs_in_use_by_parent(driver):
         counts = {}
         for mdev in driver._get_mediated_devices():
             if mdev['uuid'] in assigned:
-                key = gpu_affinity.libvirt_name_to_address(mdev['parent'])
+                key = guest_devices.libvirt_name_to_address(mdev['parent'])
                 counts[key] = counts.get(key, 0) + 1
         return counts
     except Exception:

@@ -34,10 +34,12 @@ import json
 
 from nova import objects
 from oslo_log import log as logging
+from nova.virt.libvirt import utils as libvirt_utils
 
 from nova_gpu_ext.core import numa
 from nova_gpu_ext.core import affinity
 from nova_gpu_ext.virt import gpu_affinity
+from nova_gpu_ext.virt import guest_devices
 from nova_gpu_ext.virt import operations
 
 LOG = logging.getLogger(__name__)
@@ -76,7 +78,6 @@ def source_guest(context, instance, guest):
 
 def destination_gpus(driver, migrate_data, topology):
     """The destination's physical GPUs (PCI addresses) the guest gets."""
-    from nova.virt.libvirt import utils as libvirt_utils
     out = []
     mdevs = (migrate_data.target_mdevs or {}) if (
         'target_mdevs' in migrate_data) else {}
@@ -84,7 +85,7 @@ def destination_gpus(driver, migrate_data, topology):
         try:
             info = driver._get_mediated_device_information(
                 libvirt_utils.mdev_uuid2name(mdev))
-            out.append(gpu_affinity.libvirt_name_to_address(info['parent']))
+            out.append(guest_devices.libvirt_name_to_address(info['parent']))
         except Exception:
             LOG.warning('Cannot tell the parent GPU of mdev %s', mdev)
     pci = (migrate_data.pci_dev_map_src_dst or {}) if (

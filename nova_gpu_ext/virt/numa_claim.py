@@ -6,9 +6,11 @@ Layer rule: adapter. Nova's compute claims a guest's NUMA cells in
 before the virt driver sees the guest; the resource tracker then stores
 ``claim.claimed_numa_topology`` in ``instance.numa_topology`` (or the
 migration context) and counts it per node. There is no driver hook before
-the claim, so :func:`install` wraps that one method, once per process; the
-wrapper asks the claim's own driver (``claim.tracker.driver``) and runs
-upstream's code for every guest that is not a GPU guest of ours.
+the claim, so the ``numa_claim`` wrap of :mod:`nova_gpu_ext.nova_glue.wraps`
+(installed by the driver's ``__init__``) asks the claim's own driver
+(``claim.tracker.driver.gpu_numa_plan``, i.e. :func:`plan`) and calls
+:func:`test_numa_topology` with the plan, upstream's code for every guest
+that is not a GPU guest of ours.
 
 For a GPU guest (``resources:VGPU``, a PCI alias of a host GPU) or a
 render-node guest (``gpu:render_node``, virgl, no GPU device):
@@ -29,7 +31,6 @@ render-node guest (``gpu:render_node``, virgl, no GPU device):
 
 import dataclasses
 
-from nova.compute import claims
 from nova import objects
 from oslo_log import log as logging
 
@@ -38,11 +39,10 @@ from nova_gpu_ext.core import numa
 from nova_gpu_ext.nova_glue import numa_fit
 from nova_gpu_ext.nova_glue import request_inputs
 from nova_gpu_ext.core import numa_books
+from nova_gpu_ext.virt import domcaps
 
 LOG = logging.getLogger(__name__)
 CONF = gpu_conf.CONF
-
-_MARK = '_gpu_ext_numa_books'
 
 
 @dataclasses.dataclass
@@ -51,32 +51,6 @@ class Plan:
     steering: numa_books.Steering
     policy: str
     synthetic: bool             # the one-cell topology is ours
-
-
-def install():
-    """Wrap ``Claim._test_numa_topology`` (idempotent)."""
-    current = claims.Claim._test_numa_topology
-    if getattr(current, _MARK, False):
-        return
-    original = current
-
-    def _test_numa_topology(self, compute_node, limit):
-        driver = getattr(getattr(self, 'tracker', None), 'driver', None)
-        planner = getattr(driver, 'gpu_numa_plan', None)
-        plan = None
-        if planner is not None:
-            try:
-                plan = planner(self)
-            except Exception:
-                LOG.exception('nova-gpu-ext: cannot plan the NUMA claim; '
-                              'using upstream\'s', instance=self.instance)
-        if plan is None:
-            return original(self, compute_node, limit)
-        return test_numa_topology(self, compute_node, limit, plan)
-
-    setattr(_test_numa_topology, _MARK, True)
-    _test_numa_topology.__wrapped__ = original
-    claims.Claim._test_numa_topology = _test_numa_topology
 
 
 def test_numa_topology(claim, compute_node, limit, plan):
@@ -187,7 +161,6 @@ def render_nodes_with_room(driver, instance_uuid):
     """Nodes of this host's present render nodes that can take the guest
     (:func:`numa_books.render_nodes_with_room`), from the driver's render
     node ledger and ``[gpu_ext] render_node_max_guests``."""
-    from nova_gpu_ext.virt import domcaps
     topology = domcaps.with_present_render_nodes(driver,
                                                  driver.gpu_topology)
     tracker = driver.render_nodes

@@ -17,7 +17,7 @@ one question::
 
 On a new claim (``spawn`` of a new server, unshelve, evacuate, the
 destination of a cold or live migration or resize) that raises
-:class:`~nova_gpu_ext.virt.gpu_affinity.Refused` (Nova reschedules the
+:class:`Refused` (Nova reschedules the
 build); on any other path it logs a WARNING saying the guest keeps what it
 has, and returns ``False`` so the caller goes on as if admitted. Code that
 needs the mode itself asks :func:`is_new_claim`.
@@ -43,9 +43,16 @@ import threading
 
 from nova.compute import task_states
 from nova.compute import vm_states
+from nova import exception
 from oslo_log import log as logging
 
 LOG = logging.getLogger(__name__)
+
+
+class Refused(exception.ComputeResourcesUnavailable):
+    """A GPU placement rule cannot hold on this host (the build reschedules).
+    """
+
 
 #: Operations that make a new claim on this host.
 NEW_CLAIM = 'new claim'
@@ -119,8 +126,7 @@ def admit(instance, reason):
     """
     mode, operation = current(instance)
     if mode == NEW_CLAIM:
-        from nova_gpu_ext.virt import gpu_affinity
-        raise gpu_affinity.Refused(reason=reason)
+        raise Refused(reason=reason)
     LOG.warning('nova-gpu-ext: %s: the guest keeps what it has although '
                 '%s (limits are checked only where a new claim is made)',
                 operation or 'restart in place', reason, instance=instance)

@@ -1,32 +1,28 @@
 """Our GPU traits on PCI-in-placement providers, after Nova's translator.
 
-Layer rule: adapter (compute side), the one place that wraps a Nova
-function. With ``[pci] report_in_placement``, the resource tracker runs
-``nova.compute.pci_placement_translator.update_provider_tree_for_pci``
-*after* the driver's ``update_provider_tree``, and the translator
-*replaces* the traits of every PCI provider it manages
-(``provider_tree.update_traits(name, traits)``: the device spec's traits
-and ``COMPUTE_MANAGED_PCI_DEVICE``). Traits the driver set on those
-providers would be gone before the tree is sent to placement. So the
-driver registers, per node, the traits it wants, and :func:`install`
-wraps the translator's entry point to add them back on the providers the
-translator left, in the same resource update. Removing stale ones needs
-nothing: the translator already replaced them.
+Layer rule: adapter (compute side). With ``[pci] report_in_placement``, the
+resource tracker runs
+``nova.compute.pci_placement_translator.update_provider_tree_for_pci`` *after*
+the driver's ``update_provider_tree``, and the translator *replaces* the traits
+of every PCI provider it manages (``provider_tree.update_traits(name,
+traits)``: the device spec's traits and ``COMPUTE_MANAGED_PCI_DEVICE``). Traits
+the driver set on those providers would be gone before the tree is sent to
+placement. So the driver registers, per node, the traits it wants, and the
+``pci_traits`` wrap of :mod:`nova_gpu_ext.nova_glue.wraps` (installed by the
+driver's ``__init__``) calls :func:`reapply` after the translator, to add them
+back on the providers the translator left, in the same resource update.
+Removing stale ones needs nothing: the translator already replaced them.
 
-Pinned by ``tests/unit/test_pci_traits.py`` (the function and its
-signature) and the functional test of a GPU at a hex-letter address.
+Pinned by ``tests/unit/test_pci_traits.py`` and
+``tests/unit/test_nova_wraps.py`` (the function and its signature) and the
+functional test of a GPU at a hex-letter address.
 """
 
-import functools
-import threading
-
-from oslo_log import log as logging
-
-LOG = logging.getLogger(__name__)
+from nova_gpu_ext import model
+from nova_gpu_ext.topology import host_facts
+from nova_gpu_ext.topology import summary
 
 _TRAITS = {}            # nodename -> {provider name: set of traits}
-_LOCK = threading.Lock()
-_MARK = '_nova_gpu_ext_wrapped'
 
 
 def register(nodename, traits_by_provider):
@@ -42,29 +38,6 @@ def reapply(provider_tree, nodename):
             provider_tree.add_traits(name, *traits)
 
 
-def install():
-    """Wrap the translator's entry point once per process (idempotent)."""
-    from nova.compute import pci_placement_translator as translator
-    with _LOCK:
-        original = translator.update_provider_tree_for_pci
-        if getattr(original, _MARK, False):
-            return
-
-        @functools.wraps(original)
-        def update_provider_tree_for_pci(provider_tree, nodename, *args,
-                                         **kwargs):
-            result = original(provider_tree, nodename, *args, **kwargs)
-            try:
-                reapply(provider_tree, nodename)
-            except Exception:   # never break the resource update
-                LOG.exception('Cannot add GPU traits to the PCI providers '
-                              'of %s', nodename)
-            return result
-
-        setattr(update_provider_tree_for_pci, _MARK, True)
-        translator.update_provider_tree_for_pci = update_provider_tree_for_pci
-
-
 def update_gpu_providers(provider_tree, topology, nodename):
     """Set our traits on the GPU providers that exist; return the provider
     UUID of each GPU function (physical GPUs and mdev-parent VFs) by PCI
@@ -72,11 +45,8 @@ def update_gpu_providers(provider_tree, topology, nodename):
 
     Only traits this project owns (``summary.is_owned_trait``) are ever
     removed; the ones wanted on PCI-in-placement providers are registered
-    for :func:`install`'s wrapper as well.
+    for the ``pci_traits`` wrap as well.
     """
-    from nova_gpu_ext.topology import host_facts
-    from nova_gpu_ext import model
-    from nova_gpu_ext.topology import summary
     uuids = {}
     for gpu in topology.gpus:
         if gpu.kind is model.GPUKind.VF and not gpu.mdev_types:

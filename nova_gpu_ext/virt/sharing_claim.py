@@ -16,7 +16,7 @@ guest goes (``cleanup``, a confirmed migration away). A rescue, rebuild or
 hard reboot of the same guest never counts itself: the guest's own UUID is
 left out of the count.
 
-A refusal raises :class:`gpu_affinity.Refused`
+A refusal raises :class:`operations.Refused`
 (``ComputeResourcesUnavailable``)
 so the build is rescheduled to another host.
 """
@@ -25,9 +25,17 @@ import threading
 
 from lxml import etree
 from oslo_log import log as logging
+from nova.virt.libvirt import config as vconfig
+from nova.virt.libvirt import utils as libvirt_utils
 
 from nova_gpu_ext import model
 from nova_gpu_ext.topology import host_facts
+from nova_gpu_ext.virt import guest_devices
+from nova_gpu_ext.core import sharing
+from nova_gpu_ext.core import affinity
+from nova_gpu_ext.core import decide
+from nova_gpu_ext.virt import operations
+from nova_gpu_ext.core import spec as specs
 
 LOG = logging.getLogger(__name__)
 
@@ -67,9 +75,6 @@ class SharingClaims:
               strategy):
         """Claim the guest's shared GPUs or raise ``Refused``; return the
         lines saying what was admitted."""
-        from nova_gpu_ext.core import affinity
-        from nova_gpu_ext.core import decide
-        from nova_gpu_ext.virt import operations
         topology = driver.gpu_topology
         wanted = self._guest_devices(driver, guest, topology)
         if not wanted:
@@ -118,7 +123,6 @@ class SharingClaims:
         scheduler once the summary is published, and here). Devices are
         counted once: a claim never adds to what its defined domain has.
         """
-        from nova_gpu_ext.core import spec as specs
         shares = {}
         for instance in instances:
             try:
@@ -167,22 +171,19 @@ class SharingClaims:
         """[(physical GPU address, mdev type or None)] of the guest's shared
         devices: an mdev counts on its parent (on the PF when the parent is
         a VF, SR-IOV vGPU), a VF passed through on its PF."""
-        from nova.virt.libvirt import config as vconfig
-        from nova.virt.libvirt import utils as libvirt_utils
-        from nova_gpu_ext.virt import gpu_affinity
         out = []
         for dev in guest.devices:
             if isinstance(dev, vconfig.LibvirtConfigGuestHostdevMDEV):
                 info = driver._get_mediated_device_information(
                     libvirt_utils.mdev_uuid2name(dev.uuid))
                 parent = topology.physical_gpu(
-                    gpu_affinity.libvirt_name_to_address(info['parent']))
+                    guest_devices.libvirt_name_to_address(info['parent']))
                 if parent is None:
                     continue
                 out.append((str(parent.address), info.get('type')))
             elif isinstance(dev, vconfig.LibvirtConfigGuestHostdevPCI):
                 # A VF's PF is shared; a whole GPU is not admitted here.
-                address = gpu_affinity.pci_address(dev)
+                address = guest_devices.pci_address(dev)
                 gpu = topology.physical_gpu(address)
                 if gpu is not None and gpu != topology.gpu(address):
                     out.append((str(gpu.address), None))
@@ -239,7 +240,6 @@ def nova_vgpu_type(driver, topology, address):
 
 def _defined_devices(driver, topology):
     """{physical GPU: {instance UUID: devices}} from libvirt's domains."""
-    from nova_gpu_ext.virt import gpu_affinity
     out = {}
 
     def physical(address):
@@ -253,7 +253,7 @@ def _defined_devices(driver, topology):
                 owner = assigned.get(mdev['uuid'])
                 if owner is None:
                     continue
-                key = physical(gpu_affinity.libvirt_name_to_address(
+                key = physical(guest_devices.libvirt_name_to_address(
                     mdev['parent']))
                 if key:
                     guests = out.setdefault(key, {})
@@ -289,5 +289,4 @@ def _defined_devices(driver, topology):
 
 
 def _describe(load):
-    from nova_gpu_ext.core import sharing
     return sharing.describe(load.profile, load.tenants + 1)

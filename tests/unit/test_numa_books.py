@@ -224,9 +224,11 @@ def test_install_is_idempotent_and_falls_back_to_upstream(monkeypatch):
         return 'upstream'
 
     monkeypatch.setattr(claims.Claim, '_test_numa_topology', upstream)
-    numa_claim.install()
+    from nova_gpu_ext.nova_glue import wraps
+    from nova_gpu_ext.virt import pci_traits
+    wraps.install_compute(pci_traits.reapply, numa_claim.test_numa_topology)
     wrapped = claims.Claim._test_numa_topology
-    numa_claim.install()
+    wraps.install_compute(pci_traits.reapply, numa_claim.test_numa_topology)
     assert claims.Claim._test_numa_topology is wrapped
     assert wrapped.__wrapped__ is upstream
 

@@ -74,10 +74,11 @@ def test_consume_install_is_idempotent_and_narrows_to_the_fitted_cells():
     from nova.scheduler import host_manager
     from nova_gpu_ext.scheduler import numa_candidates
     from nova_gpu_ext.scheduler import numa_consume
+    from nova_gpu_ext.scheduler import filters
     objects.register_all()
-    numa_consume.install()
+    filters.install_wraps()
     wrapped = host_manager.HostState._locked_consume_from_request
-    numa_consume.install()
+    filters.install_wraps()
     assert host_manager.HostState._locked_consume_from_request is wrapped
     seen = []
 

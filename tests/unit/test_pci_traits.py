@@ -8,6 +8,8 @@ from nova.compute import provider_tree
 from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.sim import fake_sysfs
 from nova_gpu_ext.topology import summary
+from nova_gpu_ext.nova_glue import wraps
+from nova_gpu_ext.virt import numa_claim
 from nova_gpu_ext.virt import pci_traits
 
 
@@ -44,9 +46,9 @@ def test_translator_replaces_traits_and_we_add_ours_back(tmp_path):
 
 
 def test_install_wraps_once():
-    pci_traits.install()
+    wraps.install_compute(pci_traits.reapply, numa_claim.test_numa_topology)
     first = translator.update_provider_tree_for_pci
-    pci_traits.install()
+    wraps.install_compute(pci_traits.reapply, numa_claim.test_numa_topology)
     assert translator.update_provider_tree_for_pci is first
 
 

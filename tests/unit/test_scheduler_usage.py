@@ -12,6 +12,7 @@ from nova.scheduler.client import report
 from nova.scheduler import manager
 from nova.scheduler import utils as scheduler_utils
 
+from nova_gpu_ext.nova_glue import wraps
 from nova_gpu_ext.scheduler import filters
 from nova_gpu_ext.scheduler import usage
 
@@ -56,6 +57,11 @@ def claim(alloc_request, status=204):
                                       'project', 'user', '1.36')
 
 
+def setup_module():
+    # What GPUPlacementFilter.__init__ does in the scheduler.
+    filters.install_wraps()
+
+
 def setup_function():
     usage._local.usage = None
 
@@ -81,13 +87,13 @@ def test_nova_claim_resources_signature():
 
 
 def test_both_report_client_methods_are_wrapped_once():
-    usage.install()
-    usage.install()
+    filters.install_wraps()
+    filters.install_wraps()
     cls = report.SchedulerReportClient
     for name in ('get_allocation_candidates', 'claim_resources'):
         method = getattr(cls, name)
-        assert getattr(method, usage._MARK)
-        assert not getattr(method.__wrapped__, usage._MARK, False)
+        assert getattr(method, wraps.MARK)
+        assert not getattr(method.__wrapped__, wraps.MARK, False)
 
 
 def test_nova_scheduler_fetches_and_claims_through_the_report_client():
@@ -136,14 +142,14 @@ def test_without_a_summary_the_published_count_is_used():
     assert usage.used(GPU0, default=4) == 4        # no request at all
     fetch(summaries(**{GPU1: 1}))
     assert usage.used(GPU0, default=4) == 4
-    usage._record_claim({'allocations': {
+    usage.record_claim({'allocations': {
         GPU0: {'resources': {'VGPU': 1}}}}, True)
     assert usage.used(GPU0, default=4) == 5
 
 
 def test_a_new_request_starts_from_its_own_summaries():
     fetch(summaries(**{GPU0: 2}), context('req-1'))
-    usage._record_claim({'allocations': {
+    usage.record_claim({'allocations': {
         GPU0: {'resources': {'VGPU': 1}}}}, True)
     fetch(summaries(**{GPU0: 3}), context('req-2'))
     assert usage.used(GPU0, default=0) == 3
@@ -157,7 +163,7 @@ def test_the_pcpu_fallback_query_of_one_request_merges():
 
 
 def test_a_failed_fetch_keeps_nothing():
-    usage._record_candidates(context(), (None, None, None))
+    usage.record_candidates(context(), (None, None, None))
     assert usage.current() is None
 
 
