@@ -175,7 +175,7 @@ def choose_node(needs: GuestNeeds, gpu: GPUSlot,
     if tiers.reason:
         return NodeChoice(gpu, False, None, None, False,
                           short + '; ' + tiers.reason)
-    if len(tiers.nodes) > 1 or tiers.socket is not None:
+    if tiers.socket is not None:
         for node_id in tiers.nodes[1:]:
             node = by_id[node_id]
             if _fits(needs, node):

@@ -109,12 +109,13 @@ def resolve(extra_specs: Mapping[str, str],
     image = image_properties or {}
     if request is None:
         request = specs.parse(extra_specs, on_error=on_error)
-    notes = []
+    notes: list[Note] = []
+    image_word = image.get('hw_pci_numa_affinity_policy')
     rule = numa.resolve(
         request.numa_affinity_policy,
         extra_specs.get('hw:pci_numa_affinity_policy'),
         bool(request.pci_aliases),
-        image.get('hw_pci_numa_affinity_policy'), port_policies,
+        None if image_word is None else str(image_word), port_policies,
         default_policy)
     notes.extend(rule.notes)
 

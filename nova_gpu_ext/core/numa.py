@@ -81,7 +81,7 @@ def is_word(value: object) -> bool:
 
 def word(value: Optional[str]) -> str:
     """``value`` if it is a policy word, else the default."""
-    return value if value in STRICTNESS else DEFAULT     # type: ignore
+    return value if value is not None and value in STRICTNESS else DEFAULT
 
 
 def applies(policy: str) -> bool:
@@ -179,9 +179,9 @@ def resolve(gpu_word: Optional[str], nova_word: Optional[str],
     The bound: the stricter of ``gpu_word`` and (PCI alias) ``nova_word``,
     else ``default``. Then image and ports may only tighten it.
     """
-    remarks = []
-    chosen = []
-    if is_word(gpu_word):
+    remarks: list[Note] = []
+    chosen: list[tuple[str, str]] = []
+    if gpu_word is not None and is_word(gpu_word):
         chosen.append((gpu_word, GPU_SOURCE))
     if nova_word is not None:
         if not pci_alias:
@@ -191,7 +191,7 @@ def resolve(gpu_word: Optional[str], nova_word: Optional[str],
                 'ports only, not to a vGPU, a render node or a '
                 'resources:CUSTOM_* class'))
         elif is_word(nova_word):
-            chosen.append((nova_word, NOVA_SOURCE))
+            chosen.append((str(nova_word), NOVA_SOURCE))
     if chosen:
         bound, bound_source = max(
             chosen, key=lambda c: STRICTNESS[c[0]])  # ties: gpu: first
