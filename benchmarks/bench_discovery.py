@@ -16,7 +16,7 @@ import tempfile
 import time
 
 from nova_gpu_ext.topology import discover
-from nova_gpu_ext.sim import fake_sysfs
+from nova_gpu_ext.sim import sample_hosts
 from nova_gpu_ext.topology import paths as sysfs_paths
 
 TARGET_MS = 50.0
@@ -48,7 +48,7 @@ def main(argv=None):
     parser.add_argument('--runs', type=int, default=50)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as root:
-        fake_sysfs.generated(root, gpus=args.gpus, vfs_per_gpu=args.vfs)
+        sample_hosts.generated(root, gpus=args.gpus, vfs_per_gpu=args.vfs)
         paths = sysfs_paths.SysfsPaths(root)
         topology = discover.discover_host(paths)
         median, p90 = timed(lambda: discover.discover_host(paths), args.runs)

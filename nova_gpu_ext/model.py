@@ -12,7 +12,7 @@ import dataclasses
 import enum
 import functools
 import re
-from typing import Iterable, Optional
+from typing import Any, Iterable, Optional
 
 _PCI_RE = re.compile(
     r'^(?P<domain>[0-9a-fA-F]{4}):(?P<bus>[0-9a-fA-F]{2}):'
@@ -35,7 +35,8 @@ class PCIAddress:
     @classmethod
     def parse(cls, text: str) -> 'PCIAddress':
         """``0000:3b:00.0`` or ``0000:3B:00.0``."""
-        return _parse_pci_address(cls, text)
+        # (a dataclass type is hashable; typeshed's __hash__ says otherwise)
+        return _parse_pci_address(cls, text)  # type: ignore[arg-type]
 
     @classmethod
     def from_libvirt_name(cls, name: str) -> 'PCIAddress':
@@ -70,14 +71,15 @@ class PCIAddress:
 
 
 @functools.lru_cache(maxsize=8192)
-def _parse_pci_address(cls, text: str) -> PCIAddress:
+def _parse_pci_address(cls: Any, text: str) -> PCIAddress:
     # Cached: discovery parses the same few hundred addresses on every
     # resource update of nova-compute.
     match = _PCI_RE.match(text.strip())
     if not match:
         raise ValueError('not a PCI address: %r' % text)
-    return cls(*(int(match.group(k), 16)
-                 for k in ('domain', 'bus', 'slot', 'function')))
+    fields = ('domain', 'bus', 'slot', 'function')
+    address: PCIAddress = cls(*(int(match.group(k), 16) for k in fields))
+    return address
 
 
 class GPUKind(str, enum.Enum):

@@ -10,11 +10,12 @@ with our message naming the key and the allowed values. A
 tweak, and the message lists the installed ones.
 """
 
+from importlib import metadata
+
 from nova.api.validation.extra_specs import base
 from nova import exception
 
 from nova_gpu_ext.core import spec as specs
-from importlib import metadata
 from nova_gpu_ext.virt import tweaks
 
 

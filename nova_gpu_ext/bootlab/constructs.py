@@ -19,15 +19,12 @@ import dataclasses
 from typing import Optional
 
 from lxml import etree
+from nova import objects
+from nova.virt.libvirt import config as vconfig
 
 from nova_gpu_ext import model
-from nova.virt.libvirt import config as vconfig
-from nova import objects
-
-from nova_gpu_ext.virt import guest_pci_layout
-
 from nova_gpu_ext.virt import gpu_affinity
-
+from nova_gpu_ext.virt import guest_pci_layout
 from nova_gpu_ext.virt import xmlconfig
 
 #: stands in for a GPU at a guest PCI address (PCI on i440fx, PCIe on q35)

@@ -19,12 +19,12 @@ class UnknownSample(ValueError):
 def sample_builder(name):
     """The builder of a built-in sample host, or :class:`UnknownSample`."""
     # Lazy: the simulation is loaded only for a built-in sample host.
-    from nova_gpu_ext.sim import fake_sysfs
+    from nova_gpu_ext.sim import sample_hosts
     try:
-        return fake_sysfs.SAMPLE_HOSTS[name]
+        return sample_hosts.SAMPLE_HOSTS[name]
     except KeyError:
         raise UnknownSample('unknown sample %r; choose from: %s' % (
-            name, ', '.join(sorted(fake_sysfs.SAMPLE_HOSTS))))
+            name, ', '.join(sorted(sample_hosts.SAMPLE_HOSTS))))
 
 
 def add_arguments(parser, sample_help):

@@ -15,6 +15,7 @@ from nova_gpu_ext import model
 from nova_gpu_ext.topology import matrix
 from nova_gpu_ext.topology import summary
 from nova_gpu_ext.topology import health
+from nova_gpu_ext.topology import sysfs_reader as sr
 
 
 def register(subparsers):
@@ -40,9 +41,9 @@ def register(subparsers):
 def run(args, out=None):
     out = out or sys.stdout
     # Lazy: the simulation is loaded only for the built-in sample hosts.
-    from nova_gpu_ext.sim import fake_sysfs
+    from nova_gpu_ext.sim import sample_hosts
     if args.list_samples:
-        for name, builder in sorted(fake_sysfs.SAMPLE_HOSTS.items()):
+        for name, builder in sorted(sample_hosts.SAMPLE_HOSTS.items()):
             doc = (builder.__doc__ or '').strip().splitlines()[0]
             out.write('%-28s %s\n' % (name, doc))
         return 0
@@ -94,9 +95,7 @@ def to_json(topology, source):
 
 
 def _cpus(cpus):
-    # Lazy: the simulation is loaded only for the built-in sample hosts.
-    from nova_gpu_ext.sim import fake_sysfs
-    return fake_sysfs._cpulist(cpus) if cpus else '-'
+    return sr.format_cpulist(cpus) if cpus else '-'
 
 
 def _table(headers, rows):

@@ -194,7 +194,8 @@ def choose_node(needs: GuestNeeds, gpu: GPUSlot,
 
 
 def rank(needs: GuestNeeds, gpus: Iterable[GPUSlot],
-         nodes: Sequence[NodeCapacity]):
+         nodes: Sequence[NodeCapacity]
+         ) -> tuple[list[NodeChoice], list[NodeChoice]]:
     """Every GPU's choice: accepted ones best first, then the refused.
 
     Best: NUMA-local before not, then the tightest fit (keeps emptier nodes
@@ -283,7 +284,7 @@ def choose_render_node(render_nodes: Sequence[RenderSlot],
     if local:
         best = min(local, key=lambda r: (r.guests, r.name))
         return RenderChoice(True, best, best.numa_node,
-                            '%s on node %d (%d guest(s) on it)' % (
+                            '%s on node %s (%d guest(s) on it)' % (
                                 best.name, best.numa_node, best.guests))
     if numa.render_local_only(needs.policy):
         listing = ', '.join('%s node %s %d/%s' % (

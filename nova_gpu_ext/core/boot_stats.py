@@ -10,7 +10,7 @@ A record is a dict: ``{"uuid", "time", "memory_mb", "gpu": bool,
 """
 
 import math
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, cast
 
 #: (phase, start mark, end mark, what it covers), in boot order
 PHASES: Tuple[Tuple[str, str, str, str], ...] = (
@@ -87,7 +87,7 @@ def memory_bucket(memory_mb: Optional[int]) -> str:
     return '>128G'
 
 
-def group_key(record: dict, by: str) -> str:
+def group_key(record: Dict[str, Any], by: str) -> str:
     if by == 'gpu':
         return 'gpu' if record.get('gpu') else 'other'
     if by == 'memory':
@@ -95,9 +95,10 @@ def group_key(record: dict, by: str) -> str:
     return 'all'
 
 
-def summarize(records: Iterable[dict], by: str = 'all') -> Dict[str, dict]:
+def summarize(records: Iterable[Dict[str, Any]],
+              by: str = 'all') -> Dict[str, Dict[str, Any]]:
     """{group: {"builds": n, "phases": {phase: {"n", "median", "p95"}}}}."""
-    groups: Dict[str, List[dict]] = {}
+    groups: Dict[str, List[Dict[str, Any]]] = {}
     for record in records:
         groups.setdefault(group_key(record, by), []).append(record)
     out = {}
@@ -109,14 +110,16 @@ def summarize(records: Iterable[dict], by: str = 'all') -> Dict[str, dict]:
                       if isinstance(r.get('phases'), dict) and
                       isinstance(r['phases'].get(name), (int, float))]
             if values:
+                mid = cast(float, median(values))
+                p95 = cast(float, percentile(values, 95))
                 phases[name] = {'n': len(values),
-                                'median': round(median(values), 1),
-                                'p95': round(percentile(values, 95), 1)}
+                                'median': round(mid, 1),
+                                'p95': round(p95, 1)}
         out[key] = {'builds': len(rows), 'phases': phases}
     return out
 
 
-def stats_summary(records: Sequence[dict]) -> dict:
+def stats_summary(records: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """The compact summary for the compute node's stats: medians only."""
     summary = summarize(records).get('all', {'builds': 0, 'phases': {}})
     return {'builds': summary['builds'],

@@ -40,7 +40,7 @@ Public API::
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from nova_gpu_ext.core import affinity
 from nova_gpu_ext.core import packing
@@ -221,7 +221,7 @@ def decide(request: DecisionRequest, facts: HostFacts) -> Decision:
 
 
 def _devices(request: DecisionRequest, gpus: Sequence[GPUFacts],
-             nodes: Sequence[affinity.NodeCapacity]):
+             nodes: Sequence[affinity.NodeCapacity]) -> tuple[Any, ...]:
     seen = set()
     for gpu in gpus:
         if gpu.address in seen:

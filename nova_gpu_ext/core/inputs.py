@@ -83,7 +83,7 @@ class Resolved:
                                    self.policy)
 
 
-def _cells(value) -> int:
+def _cells(value: object) -> int:
     try:
         number = int(str(value).strip())
     except (TypeError, ValueError):

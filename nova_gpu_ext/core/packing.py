@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, Collection, Optional, Sequence
+from typing import Any, Callable, Collection, Optional, Sequence, Tuple
 
 from nova_gpu_ext import model
 from nova_gpu_ext.core import sharing
@@ -293,7 +293,7 @@ def _evaluate(loads: Sequence[PhysicalGPULoad], strategy: str,
     return admissible, tuple(refusals)
 
 
-def _address_key(address: str) -> tuple:
+def _address_key(address: str) -> Tuple[Any, ...]:
     try:
         parsed = model.PCIAddress.parse(address)
     except ValueError:
@@ -302,10 +302,10 @@ def _address_key(address: str) -> tuple:
 
 
 def _key(strategy: str, min_share: Optional[float]
-         ) -> Callable[[PhysicalGPULoad], tuple]:
+         ) -> Callable[[PhysicalGPULoad], Tuple[Any, ...]]:
     """Sort key of admissible GPUs, best first."""
     if strategy == PACK:
-        def pack_key(load: PhysicalGPULoad) -> tuple:
+        def pack_key(load: PhysicalGPULoad) -> Tuple[Any, ...]:
             # Used GPUs before free ones; then best fit (fewest slots
             # left with the newcomer, so a min-share tenant joins a GPU
             # that a min-share resident already limits rather than
@@ -315,7 +315,7 @@ def _key(strategy: str, min_share: Optional[float]
                     _address_key(load.address))
         return pack_key
 
-    def spread_key(load: PhysicalGPULoad) -> tuple:
+    def spread_key(load: PhysicalGPULoad) -> Tuple[Any, ...]:
         share = sharing.share_per_tenant(load.profile, load.tenants + 1)
         return (-share, load.tenants, _address_key(load.address))
     return spread_key

@@ -75,7 +75,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Callable, Optional
+from typing import Callable, Optional, cast
 
 # Relative tolerance of every "<=" below (see the module docstring).
 _REL_TOL = 1e-9
@@ -211,7 +211,7 @@ def admit(profile: SharingProfile, tenants_now: int,
         if over_cap:
             problems.append(
                 '%d %s already %s this GPU, the most its type allows '
-                '(max_tenants %d)' % (
+                '(max_tenants %s)' % (
                     tenants_now, _plural(tenants_now, 'tenant'),
                     'shares' if tenants_now == 1 else 'share',
                     profile.max_tenants))
@@ -227,12 +227,12 @@ def admit(profile: SharingProfile, tenants_now: int,
                     after, _plural(after, 'tenant'),
                     _percent(share, min_share),
                     _percent(efficiency(profile)), after,
-                    _percent(min_share, share)))
+                    _percent(cast(float, min_share), share)))
         if squeezes:
             problems.append(
                 'a tenant already on this GPU needs at least %s of it, and '
                 '%d tenants would each get %s' % (
-                    _percent(resident_min_share, share), after,
+                    _percent(cast(float, resident_min_share), share), after,
                     _percent(share, resident_min_share)))
         if problems:
             return _sentence('; '.join(problems))

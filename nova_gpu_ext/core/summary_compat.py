@@ -19,7 +19,7 @@ scheduler reads (so ``summary['gpus'][i]['addr']`` is a string, a node's
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 #: set on a summary with dropped entries or fields, or an unusable one
 PARTIAL = 'partial'
@@ -47,7 +47,8 @@ def _mdev_types(value: Any) -> bool:
 
 
 #: per entry list: (required key and check, optional keys and checks)
-_SCHEMA = {
+_SCHEMA: dict[str, tuple[tuple[str, Callable[[Any], bool]],
+                         dict[str, Callable[[Any], bool]]]] = {
     'nodes': (('id', _is_int), {
         'socket': _int_or_none, 'cpus': _int_or_none,
         'mem_mb': _int_or_none}),
@@ -66,13 +67,13 @@ _SCHEMA = {
 _LOCATED = ('gpus', 'render_nodes')
 
 
-def unusable(reason: str) -> dict:
+def unusable(reason: str) -> dict[str, Any]:
     """The summary of a host that runs nova-gpu-ext but whose facts cannot
     be read: nothing known, everything left to the compute."""
     return {'v': None, 'nodes': [], 'gpus': [], PARTIAL: reason}
 
 
-def normalize(raw: Any) -> tuple[dict, list[str]]:
+def normalize(raw: Any) -> tuple[dict[str, Any], list[str]]:
     """``(summary, problems)`` for a decoded summary of any version."""
     if not isinstance(raw, dict):
         reason = 'not a JSON object (%s)' % type(raw).__name__
@@ -131,6 +132,6 @@ def normalize(raw: Any) -> tuple[dict, list[str]]:
     return out, problems
 
 
-def is_partial(summary: Optional[dict]) -> bool:
+def is_partial(summary: Optional[dict[str, Any]]) -> bool:
     """Was anything dropped from this summary (let the compute decide)?"""
     return bool(summary and summary.get(PARTIAL))

@@ -24,11 +24,14 @@ ENV = 'OS_NOVA_DISABLE_EVENTLET_PATCHING'
 def patch():
     """Apply Nova's patch with native threading as the default."""
     os.environ.setdefault(ENV, '1')
+    # Lazy: Nova reads the variable when monkey_patch is imported, so it
+    # must be set first; importing this module must patch nothing.
     from nova import monkey_patch
     monkey_patch.patch(backend='threading')
 
 
 def mode():
     """``'native'`` or ``'eventlet'``, as this process runs."""
+    # Lazy: see patch(); never import Nova before patch() ran.
     from nova import monkey_patch
     return 'eventlet' if monkey_patch.is_patched() else 'native'

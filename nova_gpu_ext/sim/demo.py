@@ -199,6 +199,7 @@ def print_table(rows, out):
 
 def _nova_version():
     try:
+        # Lazy: only for the banner; a missing distribution is not an error.
         from importlib import metadata
         return metadata.version('nova')
     except Exception:

@@ -7,10 +7,10 @@ that carries them) and renders both views from that one description:
 
 * Nova's fakelibvirt (``nova.tests.fixtures.libvirt``): node devices whose
   ``<capability type='pci'>`` holds ``virt_functions`` (a PF),
-  ``phys_function`` (a VF) and ``mdev_types`` (an mdev parent, which for
-  SR-IOV vGPU is a VF). Upstream's ``FakePCIDevice`` renders a device as
-  exactly one of PCI, PF, VF or MDEV_TYPES, so it cannot describe a VF
-  carrying mdev types; :func:`device_class` subclasses it and renders
+  ``phys_function`` (a VF) and ``mdev_types`` (an mdev parent, which for SR-IOV
+  vGPU is a VF). Upstream's ``FakePCIDevice`` renders a device as exactly one
+  of PCI, PF, VF or MDEV_TYPES, so it cannot describe a VF carrying mdev types;
+  :func:`nova_gpu_ext.sim.fake_libvirt.device_class` subclasses it and renders
   every capability the function has.
 * the fake sysfs tree (:mod:`nova_gpu_ext.sim.fake_sysfs`): the same
   functions, ``physfn``/``virtfn<i>`` links, ``mdev_supported_types`` under
@@ -26,7 +26,9 @@ SR-IOV vGPU): once it has one, every type it offers shows 0.
 import dataclasses
 
 from nova_gpu_ext import model
+from nova_gpu_ext.sim import fake_libvirt
 from nova_gpu_ext.sim import fake_sysfs
+
 
 NVIDIA = fake_sysfs.NVIDIA
 AMD = fake_sysfs.AMD
@@ -66,6 +68,8 @@ class GPU:
     #: (path under the VF, content): e.g. the variant driver's
     #: ``nvidia/current_vgpu_type``
     vf_files: tuple = ()
+    #: the DRM render node the host driver gives the PF (``renderD128``)
+    render_node: str = ''
 
     def vf_addresses(self):
         domain, bus, slotfn = self.address.split(':')
@@ -111,6 +115,10 @@ class Layout:
     nodes: int = 2
     cpus_per_node: int = 6
     memory_mb_per_node: int = 16384
+    nodes_per_socket: int = 1
+
+    def socket_of(self, node):
+        return node // self.nodes_per_socket
 
     def functions(self):
         out = []
@@ -129,14 +137,38 @@ class Layout:
         return out
 
     def host_info(self):
-        from nova.tests.fixtures import libvirt as fakelibvirt
-        return fakelibvirt.HostInfo(
+        return fake_libvirt.module().HostInfo(
             cpu_nodes=self.nodes, cpu_sockets=1,
             cpu_cores=self.cpus_per_node // 2, cpu_threads=2,
             kB_mem=self.nodes * self.memory_mb_per_node * 1024)
 
     def host(self):
         return LayoutHost(self)
+
+    def stock_pci_info(self):
+        """fakelibvirt's view with Nova's own stock devices, as Nova's vGPU
+        tests build it: a layout of whole functions (no VFs) whose mdev
+        parents offer only the fake driver's ``nvidia-11`` type. The sample
+        and NUMA hosts render this way (their mdevs are Nova's fakes);
+        :meth:`LayoutHost.pci_info` renders any layout."""
+        info = fake_libvirt.module().HostPCIDevicesInfo(
+            num_pci=0, num_pfs=0, num_vfs=0)
+        for gpu in self.gpus:
+            assert not gpu.vfs and all(
+                t.name == fake_libvirt.module().NVIDIA_11_VGPU_TYPE
+                for t in gpu.mdev_types), gpu
+            bus, slot, function = Function(
+                gpu.address, gpu.vendor, gpu.device, gpu.product,
+                gpu.numa_node, gpu.driver, gpu.iommu_group).bdf
+            info.add_device(
+                dev_type='MDEV_TYPES' if gpu.mdev_types else 'PCI',
+                bus=bus, slot=slot, function=function,
+                iommu_group=gpu.iommu_group, numa_node=gpu.numa_node,
+                vend_id='%04x' % gpu.vendor,
+                vend_name=fake_libvirt.VENDOR_NAMES.get(gpu.vendor, 'Vendor'),
+                prod_id='%04x' % gpu.device, prod_name=gpu.product,
+                driver_name=gpu.driver)
+        return info
 
 
 class LayoutHost:
@@ -155,11 +187,11 @@ class LayoutHost:
         """fakelibvirt's ``HostPCIDevicesInfo`` with this layout's devices
         (built once: the connection keeps the same object over restarts)."""
         if self._pci_info is None:
-            from nova.tests.fixtures import libvirt as fakelibvirt
-            info = fakelibvirt.HostPCIDevicesInfo(
+            info = fake_libvirt.module().HostPCIDevicesInfo(
                 num_pci=0, num_pfs=0, num_vfs=0)
             for fn in self.functions.values():
-                info.devices[fn.libvirt_name] = device_class()(fn, self)
+                device = fake_libvirt.device_class()
+                info.devices[fn.libvirt_name] = device(fn, self)
             self._pci_info = info
         return self._pci_info
 
@@ -170,12 +202,15 @@ class LayoutHost:
         per = layout.cpus_per_node
         for node in range(layout.nodes):
             fs.add_node(node, range(node * per, (node + 1) * per),
-                        layout.memory_mb_per_node, socket=node)
+                        layout.memory_mb_per_node,
+                        socket=layout.socket_of(node))
         for gpu in layout.gpus:
             fs.add_gpu(gpu.address, gpu.vendor, gpu.device, gpu.numa_node,
                        gpu.driver, pci_class=gpu.pci_class,
                        iommu_group=gpu.iommu_group)
             _add_types(fs, gpu.address, gpu.mdev_types)
+            if gpu.render_node:
+                fs.add_drm(gpu.render_node, gpu.address)
             if not gpu.vfs:
                 continue
             vfs = fs.add_vfs(gpu.address, gpu.vfs,
@@ -226,87 +261,6 @@ def _add_types(fs, address, types):
     for mtype in types:
         fs.add_mdev_type(address, mtype.name, mtype.label, mtype.instances,
                          description=mtype.description)
-
-
-_DEVICE_CLASS = []
-
-
-def device_class():
-    """``LayoutPCIDevice``: a subclass of fakelibvirt's ``FakePCIDevice``
-    (made on first use: Nova's test fixtures are imported only by tests)
-    rendering every capability of a :class:`Function`."""
-    if _DEVICE_CLASS:
-        return _DEVICE_CLASS[0]
-    from nova.tests.fixtures import libvirt as fakelibvirt
-
-    class LayoutPCIDevice(fakelibvirt.FakePCIDevice):
-        """A node device with every capability its function has."""
-
-        addr_templ = ("<address domain='0x0000' bus='0x%02x' slot='0x%02x' "
-                      "function='0x%x'/>")
-        type_templ = ("<type id='%(id)s'><name>%(label)s</name>"
-                      "<deviceAPI>vfio-pci</deviceAPI>"
-                      "<availableInstances>%(available)d"
-                      "</availableInstances></type>")
-
-        def __init__(self, function, host):
-            self.layout_function = function
-            self.layout_host = host
-            bus, slot, fn = function.bdf
-            kind = ('VF' if function.physfn else
-                    'PF' if function.vfs else
-                    'MDEV_TYPES' if function.mdev_types else 'PCI')
-            super().__init__(
-                kind, bus, slot, fn, function.iommu_group,
-                function.numa_node,
-                vf_ratio=len(function.vfs) if kind in ('PF', 'VF') else None,
-                parent=None, vend_id='%04x' % function.vendor,
-                vend_name=_VENDOR_NAMES.get(function.vendor, 'Vendor'),
-                prod_id='%04x' % function.device,
-                prod_name=function.product, driver_name=function.driver)
-
-        def _addr(self, address):
-            domain, bus, slotfn = address.split(':')
-            slot, fn = slotfn.split('.')
-            return self.addr_templ % (int(bus, 16), int(slot, 16),
-                                      int(fn, 16))
-
-        def generate_xml(self, skip_capability=False):
-            f = self.layout_function
-            caps = []
-            if f.vfs:
-                caps.append(
-                    "<capability type='virt_functions' maxCount='%d'>%s"
-                    "</capability>" % (f.totalvfs, ''.join(
-                        self._addr(v) for v in f.vfs)))
-            if f.physfn:
-                caps.append("<capability type='phys_function'>%s"
-                            "</capability>" % self._addr(f.physfn))
-            if f.mdev_types:
-                caps.append("<capability type='mdev_types'>%s</capability>"
-                            % ''.join(self.type_templ % {
-                                'id': t.name, 'label': t.label,
-                                'available': self.layout_host.available(f, t)}
-                                for t in f.mdev_types))
-            self.is_capable_of_mdevs = bool(f.mdev_types)
-            self.pci_device = self.pci_device_template % {
-                'bus': self.bus, 'slot': self.slot,
-                'function': self.function, 'vend_id': self.vend_id,
-                'vend_name': self.vend_name, 'prod_id': self.prod_id,
-                'prod_name': self.prod_name, 'driver': self.driver_name,
-                'capability': '\n'.join(caps), 'vpd_capability': '',
-                'iommu_group': self.iommu_group,
-                'numa_node': self.numa_node,
-                'parent': self.pci_default_parent,
-            }
-
-    _DEVICE_CLASS.append(LayoutPCIDevice)
-    return LayoutPCIDevice
-
-
-_VENDOR_NAMES = {NVIDIA: 'NVIDIA Corporation',
-                 AMD: 'Advanced Micro Devices, Inc. [AMD/ATI]',
-                 INTEL: 'Intel Corporation'}
 
 
 # -- the layouts --------------------------------------------------------------

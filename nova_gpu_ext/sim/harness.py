@@ -15,9 +15,17 @@ import tempfile
 import time
 
 import fixtures
+from lxml import etree
 from nova import conf as nova_conf
+from nova import context
+from nova import objects
 from nova.tests.fixtures import libvirt as fakelibvirt
 from nova.tests.functional.libvirt import test_vgpu
+from nova.virt.libvirt import utils as libvirt_utils
+
+from nova_gpu_ext.sim import fakecaps
+from nova_gpu_ext.sim import sample_hosts
+from nova_gpu_ext.virt import guest_devices
 
 CONF = nova_conf.CONF
 
@@ -60,7 +68,6 @@ def _libvirt_numatune_order(xml):
     and our driver generate, not fakelibvirt's rendering."""
     if '<memnode' not in xml:
         return xml
-    from lxml import etree
     try:
         root = etree.fromstring(xml.encode())
     except etree.XMLSyntaxError:
@@ -100,6 +107,8 @@ class GPUExtTestBase(test_vgpu.VGPUTestBase):
     #: what the real lab runs (Debian 12: libvirt 9.0.0, QEMU 7.2.0), so
     #: version-gated tweaks behave in the harness as on the lab's libvirt
     FAKE_LIBVIRT_VERSION = 9000000
+    #: the compute_driver of a host that runs upstream's driver
+    UPSTREAM_DRIVER = UPSTREAM_DRIVER
     FAKE_QEMU_VERSION = 7002000
 
     def setUp(self):
@@ -117,7 +126,6 @@ class GPUExtTestBase(test_vgpu.VGPUTestBase):
             ['nova.scheduler.weights.all_weighers'] + list(OUR_WEIGHERS),
             group='filter_scheduler')
         super().setUp()
-        from nova_gpu_ext.sim import fakecaps
         fakecaps.use_host_like_domain_capabilities(self)
         self.sysfs_root = self.build_sysfs(self.sysfs_sample)
         self.flags(sysfs_root=self.sysfs_root, dev_root='/dev',
@@ -168,8 +176,7 @@ class GPUExtTestBase(test_vgpu.VGPUTestBase):
         """A fake sysfs tree: a named sample host, or empty for None."""
         root = self.useFixture(fixtures.TempDir()).path
         if sample:
-            from nova_gpu_ext.sim import fake_sysfs
-            fake_sysfs.SAMPLE_HOSTS[sample](root)
+            sample_hosts.SAMPLE_HOSTS[sample](root)
         return root
 
     def _setup_compute_service(self):
@@ -207,10 +214,6 @@ class GPUExtTestBase(test_vgpu.VGPUTestBase):
 
     def mdev_parents(self, server):
         """{mdev UUID: PCI address of its physical GPU} for a server."""
-        from nova import context
-        from nova import objects
-        from nova.virt.libvirt import utils as libvirt_utils
-        from nova_gpu_ext.virt import guest_devices
         driver = self.computes[server['OS-EXT-SRV-ATTR:host']].driver
         instance = objects.Instance.get_by_uuid(
             context.get_admin_context(), server['id'])

@@ -15,6 +15,8 @@ the host node its ``<memnode>`` names.
 
 import dataclasses
 
+from nova.tests.fixtures import libvirt as fakelibvirt
+
 from nova_gpu_ext.sim import samplehost
 from nova_gpu_ext.topology import domain_usage
 
@@ -40,7 +42,6 @@ class NumaHost:
         return self.cores * self.threads
 
     def host_info(self):
-        from nova.tests.fixtures import libvirt as fakelibvirt
         return fakelibvirt.HostInfo(
             cpu_nodes=self.nodes_per_socket, cpu_sockets=self.sockets,
             cpu_cores=self.cores,
@@ -48,22 +49,18 @@ class NumaHost:
             kB_mem=self.nodes * self.memory_mb_per_node * 1024)
 
     def pci_info(self):
-        return samplehost.pci_info(self.gpus)
+        return self.layout().stock_pci_info()
+
+    def layout(self):
+        """This host in the one description format."""
+        return samplehost.layout(
+            self.gpus, nodes=self.nodes,
+            nodes_per_socket=self.nodes_per_socket,
+            cpus_per_node=self.cpus_per_node,
+            memory_mb_per_node=self.memory_mb_per_node)
 
     def write_sysfs(self, root):
-        from nova_gpu_ext.sim import fake_sysfs
-        per = self.cpus_per_node
-        return fake_sysfs.build_from_description(
-            root,
-            nodes=[dict(id=n, socket=self.socket_of(n),
-                        cpus=list(range(n * per, (n + 1) * per)),
-                        memory_mb=self.memory_mb_per_node)
-                   for n in range(self.nodes)],
-            gpus=[dict(address=g.address, vendor=g.vendor, device=g.product,
-                       numa_node=g.numa_node, driver=g.driver,
-                       mdev_types=({'nvidia-11': 16} if g.mdev else {}),
-                       render_node=g.render_node or None)
-                  for g in self.gpus])
+        return self.layout().host().write_sysfs(root)
 
     def start(self, test, hostname):
         """Start a compute running our driver on this host."""

@@ -15,6 +15,8 @@ import dataclasses
 
 from oslo_serialization import jsonutils
 
+from nova_gpu_ext.sim import gpu_layouts
+
 DESCRIPTION = ('2 sockets / 2 NUMA nodes, per node: 1 vGPU-capable GPU '
                '(mdev), 1 passthrough GPU, 1 host GPU with a render node')
 
@@ -23,6 +25,9 @@ PASSTHROUGH_PRODUCT = '1eb8'       # Tesla T4
 VGPU_PRODUCT = '13f2'              # Tesla M60
 GPU_ALIAS = 'nvidia-t4'
 
+
+#: Nova's fake vGPU type: fakelibvirt's stock mdev parent offers 16
+NVIDIA_11 = gpu_layouts.MdevType('nvidia-11', 'nvidia-11', 16)
 
 RENDER_VENDOR = '1002'
 RENDER_PRODUCT = '73a3'            # Radeon PRO W6800
@@ -62,6 +67,14 @@ class SampleGPU:
             return 'amdgpu'
         return 'nvidia' if self.mdev else 'vfio-pci'
 
+    def as_gpu(self, iommu_group):
+        """This GPU in the one description format."""
+        return gpu_layouts.GPU(
+            self.address, int(self.vendor, 16), int(self.product, 16),
+            self.product_name, self.numa_node, self.driver, iommu_group,
+            mdev_types=(NVIDIA_11,) if self.mdev else (),
+            render_node=self.render_node)
+
 
 GPUS = (
     SampleGPU(bus=0x81, slot=0, numa_node=0, mdev=True),
@@ -79,47 +92,36 @@ CPUS_PER_NODE = 6
 MEMORY_MB_PER_NODE = 16384
 
 
+def layout(gpus=GPUS, nodes=NODES, nodes_per_socket=1,
+           cpus_per_node=CPUS_PER_NODE,
+           memory_mb_per_node=MEMORY_MB_PER_NODE):
+    """The one description (:class:`gpu_layouts.Layout`) of a host with
+    these GPUs, rendered both as fake sysfs and as fakelibvirt devices."""
+    return gpu_layouts.Layout(
+        'sample', DESCRIPTION,
+        tuple(g.as_gpu(iommu_group=40 + i) for i, g in enumerate(gpus)),
+        nodes=nodes, nodes_per_socket=nodes_per_socket,
+        cpus_per_node=cpus_per_node, memory_mb_per_node=memory_mb_per_node)
+
+
 def host_info():
-    from nova.tests.fixtures import libvirt as fakelibvirt
-    return fakelibvirt.HostInfo(
-        cpu_nodes=NODES, cpu_sockets=1, cpu_cores=CPUS_PER_NODE // 2,
-        cpu_threads=2, kB_mem=NODES * MEMORY_MB_PER_NODE * 1024)
+    return layout().host_info()
 
 
 def pci_info(gpus=GPUS):
     """fakelibvirt's view of the GPUs."""
-    from nova.tests.fixtures import libvirt as fakelibvirt
-    info = fakelibvirt.HostPCIDevicesInfo(num_pci=0, num_pfs=0, num_vfs=0)
-    for i, gpu in enumerate(gpus):
-        info.add_device(
-            dev_type='MDEV_TYPES' if gpu.mdev else 'PCI',
-            bus=gpu.bus, slot=gpu.slot, function=0, iommu_group=40 + i,
-            numa_node=gpu.numa_node, vend_id=gpu.vendor,
-            vend_name=('AMD' if gpu.render_node else 'NVIDIA Corporation'),
-            prod_id=gpu.product, prod_name=gpu.product_name,
-            driver_name=gpu.driver)
-    return info
+    return layout(gpus).stock_pci_info()
 
 
 def write_sysfs(root, gpus=GPUS, dev_root=None):
     """The same host as a fake sysfs tree under ``root``."""
-    from nova_gpu_ext.sim import fake_sysfs
-    return fake_sysfs.build_from_description(
-        root, dev_root=dev_root,
-        nodes=[dict(id=n, socket=n,
-                    cpus=list(range(n * CPUS_PER_NODE,
-                                    (n + 1) * CPUS_PER_NODE)),
-                    memory_mb=MEMORY_MB_PER_NODE)
-               for n in range(NODES)],
-        gpus=[dict(address=g.address, vendor=g.vendor, device=g.product,
-                   numa_node=g.numa_node, driver=g.driver,
-                   mdev_types=({'nvidia-11': 16} if g.mdev else {}),
-                   render_node=g.render_node or None)
-              for g in gpus])
+    return layout(gpus).host().write_sysfs(root, dev_root=dev_root)
 
 
 def configure(test):
     """Nova options for the sample host: PCI alias, vGPU type."""
+    # Lazy: the CLI's sample hosts (--sample) use this module without
+    # Nova's test fixtures.
     from nova.tests.fixtures import libvirt as fakelibvirt
     spec = {'vendor_id': GPU_VENDOR, 'product_id': PASSTHROUGH_PRODUCT}
     test.flags(device_spec=[jsonutils.dumps(spec)],
@@ -152,9 +154,8 @@ def start_hosts(test, cpu_host=True):
 
 def start_upstream_twin(test):
     """The same hardware with upstream's driver, for XML comparisons."""
-    from nova_gpu_ext.sim import harness
     return test.start_compute(
-        'upstream-twin', driver=harness.UPSTREAM_DRIVER,
+        'upstream-twin', driver=test.UPSTREAM_DRIVER,
         host_info=host_info(), pci_info=pci_info(),
         libvirt_version=test.FAKE_LIBVIRT_VERSION,
         qemu_version=test.FAKE_QEMU_VERSION)

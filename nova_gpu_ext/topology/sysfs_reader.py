@@ -15,7 +15,7 @@ should be is refused, not waited on) and numbers are bounded (a CPU list
 import collections
 import os
 import stat
-from typing import Callable, Optional, TypeVar
+from typing import Callable, Iterable, Optional, TypeVar
 
 from oslo_log import log as logging
 
@@ -177,6 +177,27 @@ def parse_cpulist(text: str) -> frozenset[int]:
                 raise ValueError(part)
             cpus.add(cpu)
     return frozenset(cpus)
+
+
+def format_cpulist(cpus: Iterable[int]) -> str:
+    """``0-5,8`` for {0, 1, 2, 3, 4, 5, 8}: the inverse of
+    :func:`parse_cpulist`."""
+    cpus = sorted(cpus)
+    parts = []
+    start = prev = None
+    for cpu in cpus:
+        if start is None:
+            start = prev = cpu
+        elif cpu == prev + 1:
+            prev = cpu
+        else:
+            parts.append('%d-%d' % (start, prev) if prev != start
+                         else str(start))
+            start = prev = cpu
+    if start is not None:
+        parts.append('%d-%d' % (start, prev) if prev != start
+                     else str(start))
+    return ','.join(parts)
 
 
 def parse_cpumask(text: str) -> frozenset[int]:

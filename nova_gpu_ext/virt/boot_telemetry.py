@@ -34,8 +34,6 @@ import time
 
 from lxml import etree
 from oslo_log import log as logging
-from nova.compute import task_states
-from nova import objects
 
 from nova_gpu_ext.core import boot_stats
 from nova_gpu_ext import conf as gpu_conf
@@ -204,6 +202,10 @@ class BuildWatch:
 
 def create_guest(driver, create, context, xml, instance, *args, **kwargs):
     """Upstream's ``_create_guest`` (``create``), timed for a build."""
+    # Lazy (here and below): ``nova-gpu-ext boot-report`` reads the records
+    # through this module; Nova's objects (and eventlet with them) are
+    # loaded only in nova-compute.
+    from nova.compute import task_states
     if not CONF.gpu_ext.boot_telemetry or \
             instance.task_state != task_states.SPAWNING:
         return create(context, xml, instance, *args, **kwargs)
@@ -282,6 +284,7 @@ def report(driver, context, instance, watch):
         start_mark, end_mark = [p[1:3] for p in boot_stats.PHASES
                                 if p[0] == name][0]
         try:
+            from nova import objects
             event = objects.InstanceActionEvent(
                 context=context, event=EVENT_PREFIX + name,
                 start_time=watch.wall(start_mark),

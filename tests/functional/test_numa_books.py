@@ -131,8 +131,10 @@ class NumaBooksTest(_NumaBooksBase):
 
 
 class UpgradedGuestTest(_NumaBooksBase):
-    """A guest bound the old way (strict ``<numatune>``, no NUMA topology)
-    keeps its binding and is re-accounted by the claim of its next move."""
+    """A GPU guest an older release booted without a NUMA topology (it
+    bound the guest with a strict ``<numatune>``; that code is gone, so the
+    guest here runs unbound) is re-accounted by the claim of its next
+    move: it gets its cell on the GPU's node."""
 
     def test_old_way_guest_gets_its_cell_on_cold_migration(self):
         driver = type(self.compute.driver)
@@ -145,7 +147,9 @@ class UpgradedGuestTest(_NumaBooksBase):
         ctxt = nova_context.get_admin_context()
         instance = objects.Instance.get_by_uuid(ctxt, server['id'])
         self.assertIsNone(instance.numa_topology)       # the old way
-        self.assertEqual(({1: 3072}, 'strict'), numa_host.guest_commitment(
+        # Without a cell from the claim the compute does not bind the guest
+        # (the strict-binding path of old releases is gone).
+        self.assertEqual(({}, None), numa_host.guest_commitment(
             self.domain_xml(server)))
         # After the upgrade (the claim hook active) and a cold migration:
         self.stub_out('%s.%s.gpu_numa_plan' % (driver.__module__,

@@ -64,16 +64,17 @@ class XMLParityTest(base.GPUExtTestBase):
         the two I210 NICs (0000:81:00.0, 81:01.0) are not display class;
         the two mdev-capable NVIDIA GPUs (81:02.0 on node 0, 81:03.0 on
         node 1) are GPUs."""
-        from nova_gpu_ext.sim import fake_sysfs
+        from nova_gpu_ext.sim import gpu_layouts
+        from nova_gpu_ext.sim import samplehost
         self.sysfs_root = self.build_sysfs(None)
-        fake_sysfs.build_from_description(
-            self.sysfs_root,
-            nodes=[dict(id=n, socket=0, cpus=list(range(n * 4, n * 4 + 4)),
-                        memory_mb=8192) for n in (0, 1)],
-            gpus=[dict(address='0000:81:%02x.0' % (2 + n), vendor='10de',
-                       device='0ffe', numa_node=n, driver='nvidia',
-                       mdev_types={'nvidia-11': 16}, render_node=None)
-                  for n in (0, 1)])
+        gpu_layouts.Layout(
+            'parity', 'two mdev-capable GPUs, one per node, one socket',
+            gpus=tuple(gpu_layouts.GPU(
+                '0000:81:%02x.0' % (2 + n), gpu_layouts.NVIDIA, 0x0ffe,
+                'GK107GL', n, 'nvidia', 40 + n,
+                mdev_types=(samplehost.NVIDIA_11,)) for n in (0, 1)),
+            nodes=2, nodes_per_socket=2, cpus_per_node=4,
+            memory_mb_per_node=8192).host().write_sysfs(self.sysfs_root)
         self.flags(sysfs_root=self.sysfs_root, group='gpu_ext')
 
     def setUp(self):

@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 import pytest
 
 from nova_gpu_ext.topology import discover
-from nova_gpu_ext.sim import fake_sysfs
+from nova_gpu_ext.sim import sample_hosts
 from nova_gpu_ext.topology import paths as sysfs_paths
 from nova_gpu_ext.topology import sysfs_reader
 
@@ -48,7 +48,7 @@ FUZZ = settings(max_examples=EXAMPLES, derandomize=True, database=None,
                 deadline=None, print_blob=False,
                 suppress_health_check=[HealthCheck.too_slow])
 
-SAMPLES = sorted(fake_sysfs.SAMPLE_HOSTS)
+SAMPLES = sorted(sample_hosts.SAMPLE_HOSTS)
 ABSURD = ['-1', '-2147483648', '4294967296', '18446744073709551616',
           '9' * 5000, '0-4294967295', '4294967295-0', 'ff' * 32768,
           '0x', '1e9', 'nan', '\x00\x00\x00', '\xff\xfe', ' ', '\n\n\n',
@@ -125,7 +125,7 @@ def hosts(tmp_path_factory):
     for name in SAMPLES:
         base = str(tmp_path_factory.mktemp(name))
         root, dev = os.path.join(base, 'sys'), os.path.join(base, 'dev')
-        fake_sysfs.SAMPLE_HOSTS[name](root, dev)
+        sample_hosts.SAMPLE_HOSTS[name](root, dev)
         trash = os.path.join(base, 'trash')
         os.mkdir(trash)
         host = Host(root, dev, trash)

@@ -8,7 +8,7 @@ import shutil
 
 from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.cmd import main as cli
-from nova_gpu_ext.sim import fake_sysfs
+from nova_gpu_ext.sim import sample_hosts
 from nova_gpu_ext.topology import health
 from nova_gpu_ext.topology import summary
 
@@ -17,7 +17,7 @@ GPU_B = '0000:88:00.0'
 
 
 def _host(tmp_path):
-    fs = fake_sysfs.nvidia_vgpu_mdev(str(tmp_path))
+    fs = sample_hosts.nvidia_vgpu_mdev(str(tmp_path))
     return fs, str(tmp_path)
 
 
@@ -100,7 +100,7 @@ def test_logged_once_when_it_changes(tmp_path, caplog):
 
 
 def test_unknown_numa_reason_logged_at_warning_once(tmp_path, caplog):
-    fake_sysfs.two_node_numa_unknown(str(tmp_path))
+    sample_hosts.two_node_numa_unknown(str(tmp_path))
     caplog.set_level(logging.WARNING,
                      logger='nova_gpu_ext.topology.host_facts')
     topology = host_facts.discover(str(tmp_path))

@@ -3,12 +3,12 @@
 import json
 
 from nova_gpu_ext.topology import host_facts
-from nova_gpu_ext.sim import fake_sysfs
+from nova_gpu_ext.sim import sample_hosts
 
 
 def test_discover_never_raises_and_keeps_the_previous_view(tmp_path,
                                                            monkeypatch):
-    fake_sysfs.nvidia_vgpu_mdev(str(tmp_path))
+    sample_hosts.nvidia_vgpu_mdev(str(tmp_path))
     first = host_facts.discover(str(tmp_path))
     assert len(first.gpus) == 4
 
@@ -22,7 +22,7 @@ def test_discover_never_raises_and_keeps_the_previous_view(tmp_path,
 
 
 def test_summary_round_trips_through_stats(tmp_path):
-    fake_sysfs.amd_mxgpu_sriov(str(tmp_path))
+    sample_hosts.amd_mxgpu_sriov(str(tmp_path))
     host = host_facts.discover(str(tmp_path))
     stats = {host_facts.STATS_KEY: json.dumps(host_facts.host_summary(host))}
     summary = host_facts.summary_from_stats(stats)
@@ -41,7 +41,7 @@ def test_summary_round_trips_through_stats(tmp_path):
 
 
 def test_provider_traits_name_nova_pgpu_and_pci_providers(tmp_path):
-    fake_sysfs.nvidia_vgpu_mdev(str(tmp_path))
+    sample_hosts.nvidia_vgpu_mdev(str(tmp_path))
     host = host_facts.discover(str(tmp_path))
     traits = host_facts.provider_traits(host, 'node1')
     assert traits['node1_pci_0000_88_00_0'] == {

@@ -4,7 +4,7 @@ import io
 import json
 
 from nova_gpu_ext.cmd import main as cli
-from nova_gpu_ext.sim import fake_sysfs
+from nova_gpu_ext.sim import sample_hosts
 
 
 def run(*argv):
@@ -15,7 +15,7 @@ def run(*argv):
 
 
 def test_this_machine_or_an_empty_tree_says_no_gpu(tmp_path):
-    fake_sysfs.no_gpu(str(tmp_path))
+    sample_hosts.no_gpu(str(tmp_path))
     code, text = run('--sysfs-root', str(tmp_path))
     assert code == 0
     assert 'No GPU found' in text
@@ -23,7 +23,7 @@ def test_this_machine_or_an_empty_tree_says_no_gpu(tmp_path):
 
 
 def test_table_shows_gpus_traits_matrix_and_warnings(tmp_path):
-    fake_sysfs.broken(str(tmp_path))
+    sample_hosts.broken(str(tmp_path))
     code, text = run('--sysfs-root', str(tmp_path))
     assert code == 0
     assert '0000:05:00.0' in text and 'renderD128' in text
@@ -36,7 +36,7 @@ def test_table_shows_gpus_traits_matrix_and_warnings(tmp_path):
 
 
 def test_json_is_the_model(tmp_path):
-    fake_sysfs.amd_mxgpu_sriov(str(tmp_path))
+    sample_hosts.amd_mxgpu_sriov(str(tmp_path))
     code, text = run('--sysfs-root', str(tmp_path), '--format', 'json')
     data = json.loads(text)
     assert code == 0

@@ -6,7 +6,7 @@ from nova.compute import pci_placement_translator as translator
 from nova.compute import provider_tree
 
 from nova_gpu_ext.topology import host_facts
-from nova_gpu_ext.sim import fake_sysfs
+from nova_gpu_ext.sim import sample_hosts
 from nova_gpu_ext.topology import summary
 from nova_gpu_ext.nova_glue import wraps
 from nova_gpu_ext.virt import numa_claim
@@ -24,7 +24,7 @@ def test_translator_entry_point_and_provider_names():
 
 
 def test_translator_replaces_traits_and_we_add_ours_back(tmp_path):
-    fake_sysfs.nvidia_vgpu_mdev(str(tmp_path))
+    sample_hosts.nvidia_vgpu_mdev(str(tmp_path))
     host = host_facts.discover(str(tmp_path))
     tree = provider_tree.ProviderTree()
     tree.new_root('node1', 'root-uuid')

@@ -71,6 +71,38 @@ def test_fake_libvirt_and_fake_sysfs_describe_the_same_host(name, tmp_path):
         parent.mdev_types[0].name]
 
 
+def _numa_view(root):
+    topology = host_facts.discover(root)
+    return ({n.id: (n.socket, len(n.cpus)) for n in topology.numa_nodes},
+            {str(g.address): g.numa_node for g in topology.gpus})
+
+
+@pytest.mark.parametrize('host', ['sample', 'issue10', 'one-socket'])
+def test_sample_and_numa_hosts_are_one_description_in_both_views(
+        host, tmp_path):
+    """The sample host and the NUMA hosts are gpu_layouts descriptions
+    too: fakelibvirt's stock devices and the fake sysfs tree agree."""
+    from nova_gpu_ext.sim import numa_host
+    from nova_gpu_ext.sim import samplehost
+    layout = {
+        'sample': samplehost.layout(),
+        'issue10': numa_host.ISSUE_10.layout(),
+        'one-socket': numa_host.NumaHost(
+            sockets=1, nodes_per_socket=2,
+            gpus=samplehost.GPUS[:2]).layout(),
+    }[host]
+    assert isinstance(layout, gpu_layouts.Layout)
+    info = layout.stock_pci_info()
+    layout.host().write_sysfs(str(tmp_path))
+    assert _libvirt_view(info) == _sysfs_view(str(tmp_path))
+    nodes, gpu_nodes = _numa_view(str(tmp_path))
+    assert nodes == {n: (layout.socket_of(n), layout.cpus_per_node)
+                     for n in range(layout.nodes)}
+    assert gpu_nodes == {g.address: g.numa_node for g in layout.gpus}
+    if host == 'sample':    # hex-letter addresses, as on real hosts
+        assert {'0000:3b:00.0', '0000:d8:00.0'} <= set(gpu_nodes)
+
+
 def test_sriov_vgpu_layout_is_the_documented_one():
     layout = gpu_layouts.SRIOV_VGPU
     pf = layout.gpus[0]

@@ -7,13 +7,14 @@ import pytest
 from nova_gpu_ext import model
 from nova_gpu_ext.topology import discover
 from nova_gpu_ext.sim import fake_sysfs
+from nova_gpu_ext.sim import sample_hosts
 from nova_gpu_ext.topology import matrix
 from nova_gpu_ext.topology import paths as sysfs_paths
 from nova_gpu_ext.topology import summary
 
 
 def discover_sample(tmp_path, name):
-    fake_sysfs.SAMPLE_HOSTS[name](str(tmp_path))
+    sample_hosts.SAMPLE_HOSTS[name](str(tmp_path))
     return discover.discover_host(sysfs_paths.SysfsPaths(str(tmp_path)))
 
 
@@ -207,7 +208,7 @@ def test_virgl_sample_host_matches_the_demo_description(tmp_path):
 
 
 def test_generated_host_size(tmp_path):
-    fake_sysfs.generated(str(tmp_path), gpus=4, vfs_per_gpu=3)
+    sample_hosts.generated(str(tmp_path), gpus=4, vfs_per_gpu=3)
     host = discover.discover_host(sysfs_paths.SysfsPaths(str(tmp_path)))
     assert len(host.physical_gpus()) == 4
     assert len(host.gpus) == 16
