@@ -28,13 +28,10 @@ widen it. Tenant input (the image's ``hw_pci_numa_affinity_policy``, a
 port's ``numa_affinity_policy``) may narrow the flavor's bound, never widen
 it.
 
-The words (Nova's), in our order of strictness:
-
-* ``legacy``: no NUMA rule of ours (:data:`NO_RULE`); upstream's behaviour;
-* ``preferred``: the GPU's node if the guest fits there, else anywhere
-  (never refused);
-* ``socket``: the GPU's node, else another node of its socket;
-* ``required``: the GPU's node only.
+The words (Nova's), in our order of strictness: ``legacy`` (no NUMA rule of
+ours, :data:`NO_RULE`) < ``preferred`` (the GPU's node if the guest fits,
+else anywhere) < ``socket`` (else another node of its socket) <
+``required`` (the GPU's node only).
 """
 
 from __future__ import annotations
@@ -53,16 +50,6 @@ WORDS = (REQUIRED, SOCKET, PREFERRED, LEGACY)
 DEFAULT = PREFERRED
 #: how strict each word is: tenant input may only move up this scale
 STRICTNESS = {LEGACY: 0, PREFERRED: 1, SOCKET: 2, REQUIRED: 3}
-#: what each word does (option choices, docs)
-DESCRIPTIONS = {
-    REQUIRED: 'vCPUs and memory strictly on the GPU\'s NUMA node; refused '
-              'at the scheduler where that cannot hold',
-    SOCKET: 'on the GPU\'s node, else on another node of the same socket',
-    PREFERRED: 'on the GPU\'s node when the guest fits there, otherwise '
-               'anywhere (never refused)',
-    LEGACY: 'no binding for guests without a NUMA topology, as upstream '
-            'Nova',
-}
 #: the resolved policy of a guest our rule leaves to Nova
 NO_RULE = LEGACY
 
@@ -252,10 +239,8 @@ class Tiers:
 def node_tiers(policy: str, gpu_node: Optional[int],
                gpu_socket: Optional[int],
                sockets: Mapping[int, Optional[int]]) -> Tiers:
-    """Where a guest of the GPU on ``gpu_node`` may be bound, in order.
-
-    ``sockets``: the host's nodes and their sockets (None: unknown).
-    """
+    """Where a guest of the GPU on ``gpu_node`` may be bound, in order
+    (``sockets``: the host's nodes and their sockets, None: unknown)."""
     policy = word(policy)
     if not applies(policy):
         return Tiers((), True)
@@ -371,9 +356,8 @@ def steer_any(policy: str, cells: int, node_ids: Sequence[int],
     subsets: list[tuple[int, ...]] = []
     for s in steerings:
         subsets += [c for c in s.subsets if c not in subsets]
-    anywhere = any(s.anywhere for s in steerings)
-    reason = '; '.join(dict.fromkeys(s.reason for s in steerings))
-    return Steering(tuple(subsets), anywhere, reason)
+    return Steering(tuple(subsets), any(s.anywhere for s in steerings),
+                    '; '.join(dict.fromkeys(s.reason for s in steerings)))
 
 
 def steer_render(policy: str, cells: int, node_ids: Sequence[int],
@@ -410,6 +394,5 @@ def steer_render(policy: str, cells: int, node_ids: Sequence[int],
 
 
 def render_local_only(policy: str) -> bool:
-    """Must a render-node guest stay with a render node of its own node
-    (``required``/``socket``), or may it take a remote one?"""
+    """Must a render-node guest keep a render node of its node?"""
     return refuses(policy)
