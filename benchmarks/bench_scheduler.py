@@ -8,8 +8,8 @@ in-process on its own database (Nova's functional ``PlacementFixture``).
 Hosts are written straight into the databases: per host one compute node
 (with the GPU summary our driver publishes in its stats) and service row in
 Nova's cell DB, and in placement a root provider (VCPU, MEMORY_MB,
-DISK_GB) with 8 child providers of 16 VGPU each, as Nova's libvirt driver
-reports physical GPUs.
+DISK_GB) with 8 (``--gpus``) child providers of 16 VGPU each, as Nova's
+libvirt driver reports physical GPUs.
 
 Two schedulers run in the same process on the same data, requests
 interleaved: *upstream* (Nova's default filters and all weighers) and
@@ -17,12 +17,13 @@ interleaved: *upstream* (Nova's default filters and all weighers) and
 weighers). Each request boots one ``resources:VGPU=1`` instance; its
 allocation is deleted again outside the timing, so every request sees the
 same (empty) fleet. ``[scheduler]
-max_placement_results`` is lifted to hosts x 8 so that every GPU of every
+max_placement_results`` is lifted to hosts x GPUs so that every GPU of every
 host is a candidate (the worst case of the issue).
 
 Usage::
 
     .venv/bin/python benchmarks/bench_scheduler.py               # 100,300,1000
+    .venv/bin/python benchmarks/bench_scheduler.py --hosts 300,1000 --gpus 8
     .venv/bin/python benchmarks/bench_scheduler.py --hosts 3 --requests 2 \\
         --no-plot                                                 # smoke
 
@@ -33,7 +34,6 @@ timed test.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -127,7 +127,7 @@ class SchedulerBench(object):
 
     def add_hosts(self, count):
         from nova import objects
-        from nova_gpu_ext.topology import host_facts
+        from nova_gpu_ext.core import summary as host_summary
         from oslo_utils import uuidutils
         import sqlalchemy as sa
         providers, inventories, traits, now = [], [], [], None
@@ -155,15 +155,15 @@ class SchedulerBench(object):
                     root=root_id, parent=root_id))
                 inventories.append(self._inventory(gpu_id, 'VGPU',
                                                    VGPUS_PER_GPU))
-                gpus.append({'addr': addr, 'kind': 'mdev', 'node': g // 4,
-                             'socket': g // 4, 'vendor': '10de',
-                             'device': '1eb8', 'rp': gpu_uuid, 'used': 0,
-                             'mdevs': 0,
-                             'mdev_types': {MDEV_TYPE: VGPUS_PER_GPU}})
-            summary = {'v': 1, 'gpus': gpus, 'render_nodes': [],
-                       'warnings': 0,
-                       'nodes': [{'id': n, 'socket': n, 'cpus': 32,
-                                  'mem_mb': 131072} for n in (0, 1)]}
+                node = 2 * g // GPUS_PER_HOST
+                gpus.append(host_summary.GPUSummary(
+                    addr=addr, kind='mdev', node=node, socket=node,
+                    vendor='10de', device='1eb8', rp=gpu_uuid, used=0,
+                    mdevs=0, mdev_types={MDEV_TYPE: VGPUS_PER_GPU}))
+            summary = host_summary.HostSummary(
+                gpus=tuple(gpus), render_nodes=(),
+                nodes=tuple(host_summary.NodeSummary(n, n, 32, 131072)
+                            for n in (0, 1)))
             service = objects.Service(self.ctxt, host=name,
                                       binary='nova-compute', topic='compute',
                                       report_count=0)
@@ -178,7 +178,7 @@ class SchedulerBench(object):
                 cpu_info='{}', disk_available_least=4000,
                 cpu_allocation_ratio=4.0, ram_allocation_ratio=1.0,
                 disk_allocation_ratio=1.0,
-                stats={host_facts.STATS_KEY: json.dumps(summary)},
+                stats={host_summary.STATS_KEY: summary.to_stats()},
                 supported_hv_specs=[]).create()
         engine = self._engine()
         with engine.begin() as conn:
@@ -391,7 +391,7 @@ def plot(host_counts, path):
                 label=label + ' (median)')
         ax.plot(host_counts, highs, linestyle=':', alpha=0.6, color=color,
                 label=label + ' (p95)')
-    ax.set_xlabel('hosts (8 shared GPUs each)')
+    ax.set_xlabel('hosts (%d shared GPUs each)' % GPUS_PER_HOST)
     ax.set_ylabel('ms per select_destinations')
     ax.set_title('Nova 34 scheduler + placement, one vGPU request')
     ax.grid(alpha=0.3)
@@ -401,9 +401,12 @@ def plot(host_counts, path):
 
 
 def main(argv=None):
+    global GPUS_PER_HOST
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--hosts', default='100,300,1000',
                         help='comma-separated host counts (increasing)')
+    parser.add_argument('--gpus', type=int, default=GPUS_PER_HOST,
+                        help='physical GPUs (vGPU providers) per host')
     parser.add_argument('--requests', type=int, default=15,
                         help='measured requests per scheduler and size')
     parser.add_argument('--plot', default=os.path.join(
@@ -413,6 +416,7 @@ def main(argv=None):
                         help='also time the pre-issue-12 filter (one '
                              'placement GET per GPU) up to this many hosts')
     args = parser.parse_args(argv)
+    GPUS_PER_HOST = args.gpus
     host_counts = sorted(int(h) for h in args.hosts.split(','))
     result = unittest.TextTestRunner(stream=sys.stderr, verbosity=0).run(
         make_test_case(host_counts, args.requests, args.before_max_hosts))

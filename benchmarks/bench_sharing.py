@@ -107,6 +107,7 @@ except ImportError:  # run from a checkout without installing
     from nova_gpu_ext.core import decide
     from nova_gpu_ext.core import packing
     from nova_gpu_ext.core import sharing
+from nova_gpu_ext.core.summary import GPUSummary  # noqa: E402
 
 GUEST_TIMEOUT_MS = 2000.0
 GPUS_PER_HOST = 4
@@ -162,22 +163,22 @@ class GPU:
             max(shares) if shares else None)
         return decide.load_of(facts)
 
-    def entry(self) -> dict:
+    def entry(self) -> GPUSummary:
         if self.kind == 'vf':
-            return {'addr': self.address, 'kind': 'pf', 'node':
-                    self.numa_node, 'vendor': '1002', 'device': '6929',
-                    'vfs': self.capacity}
+            return GPUSummary(addr=self.address, kind='pf',
+                              node=self.numa_node, vendor='1002',
+                              device='6929', vfs=self.capacity)
         # What the compute publishes for such a GPU with this many tenants
         # (discovered from the sim layout's sysfs, see sim_entries).
-        entry = dict(sim_entries(self.kind, self.capacity)[self.count])
-        entry.update(addr=self.address, node=self.numa_node)
-        return entry
+        return dataclasses.replace(
+            sim_entries(self.kind, self.capacity)[self.count],
+            addr=self.address, node=self.numa_node)
 
 
 _SIM_ENTRIES: dict = {}
 
 
-def sim_entries(kind: str, capacity: int) -> list[dict]:
+def sim_entries(kind: str, capacity: int) -> list[GPUSummary]:
     """Summary entries of one physical GPU holding 0..``capacity``
     tenants, as ``host_facts.gpu_entry`` builds them on a compute from the
     host's sysfs: the functional tests' layouts (``sim/gpu_layouts``),

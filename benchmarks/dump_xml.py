@@ -33,11 +33,9 @@ from nova_gpu_ext.sim import concurrency ; concurrency.patch()  # noqa
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import logging as std_logging  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-import unittest  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -170,21 +168,15 @@ def main(argv=None):
     Job.options = dict(args.option)
     Job.out_dir = args.out
     Job.manifest = []
-    if not args.verbose:
-        std_logging.disable(std_logging.WARNING)
     start = time.monotonic()
-    result = unittest.TestResult()
-    DumpScenario('runTest').run(result)
-    std_logging.disable(std_logging.NOTSET)
-    for _test, trace in result.errors + result.failures:
-        sys.stderr.write(trace)
+    ok = harness.run_case(DumpScenario('runTest'), quiet=not args.verbose)
     with open(os.path.join(args.out, 'manifest.json'), 'w') as f:
         json.dump({'tweaks': Job.tweak_names, 'options': Job.options,
                    'flavor_set': Job.flavor_set, 'domains': Job.manifest},
                   f, indent=1, sort_keys=True)
     sys.stdout.write('%d domain XML(s) written to %s in %.1f s\n' % (
         len(Job.manifest), args.out, time.monotonic() - start))
-    return 1 if result.errors or result.failures else 0
+    return 0 if ok else 1
 
 
 if __name__ == '__main__':

@@ -166,6 +166,30 @@ class RenderNode:
 
 
 @dataclasses.dataclass(frozen=True)
+class BAR:
+    """One PCI base address register as sysfs ``resource`` lists it."""
+
+    index: int
+    size: int
+    is_64bit: bool
+    prefetchable: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class AddressLimits:
+    """How much physical address space the host can give a guest.
+
+    ``cpu_bits``: /proc/cpuinfo "address sizes"; ``iommu_bits``: the
+    narrowest IOMMU's guest address width (VT-d MGAW, AMD HATS);
+    ``page_1g``: the CPU has 1 GiB pages (``pdpe1gb``). None: unknown.
+    """
+
+    cpu_bits: Optional[int] = None
+    iommu_bits: Optional[int] = None
+    page_1g: Optional[bool] = None
+
+
+@dataclasses.dataclass(frozen=True)
 class GPU:
     """One PCI display-class function (a GPU, a PF or a VF)."""
 
@@ -194,6 +218,8 @@ class GPU:
     # The PCI path from the root complex: ('pci0000:80', '0000:80:01.0',
     # '0000:81:00.0', ...) ending with the bridge right above the GPU.
     upstream: tuple[str, ...] = ()
+    # Memory BARs from sysfs ``resource`` (empty: not read).
+    bars: tuple[BAR, ...] = ()
 
     @property
     def vendor_name(self) -> str:
@@ -235,6 +261,8 @@ class HostTopology:
     ignored: tuple[str, ...] = ()
     # Health of each physical GPU, including ones that vanished since.
     health: tuple[GPUHealth, ...] = ()
+    # CPU / IOMMU address widths and 1 GiB pages (large-BAR guests).
+    address_limits: AddressLimits = AddressLimits()
 
     def health_of(self, address: PCIAddress | str) -> Optional[GPUHealth]:
         for entry in self.health:

@@ -18,7 +18,7 @@ set -euo pipefail
 
 E2E_DIR="${NOVA_GPU_EXT_E2E_DIR:-/var/lib/nova-gpu-ext-e2e}"
 PACKAGES=(
-    qemu-system-x86 qemu-utils seabios ipxe-qemu
+    qemu-system-x86 qemu-utils seabios ipxe-qemu ovmf
     libvirt-daemon-system libvirt-clients libxml2-utils
     libvirt-dev pkg-config gcc
     busybox-static cpio

@@ -10,7 +10,9 @@ import enum
 import json
 import sys
 
+from nova_gpu_ext.cmd import explain_address
 from nova_gpu_ext.cmd import host_source
+from nova_gpu_ext.core import summary_build
 from nova_gpu_ext import model
 from nova_gpu_ext.topology import matrix
 from nova_gpu_ext.topology import summary
@@ -87,7 +89,7 @@ def to_json(topology, source):
     data['placement_traits'] = {
         str(g.address): sorted(summary.gpu_traits(topology, g))
         for g in topology.physical_gpus()}
-    data['host_summary'] = summary.host_summary(topology)
+    data['host_summary'] = summary_build.from_topology(topology).to_dict()
     data['health_problems'] = {
         h.address: [m for _t, m in health.problems(h)]
         for h in topology.health if health.problems(h)}
@@ -171,6 +173,7 @@ def render_table(topology, source, show_vfs=False):
     if topology.ignored:
         parts.append('\nIgnored:\n')
         parts.extend('  %s\n' % line for line in topology.ignored)
+    parts.append(explain_address.render_host(topology))
     if topology.warnings:
         parts.append('\nWarnings (%d):\n' % len(topology.warnings))
         parts.extend('  ! %s\n' % line for line in topology.warnings)

@@ -1,0 +1,1 @@
+"""Pure core: typed, no Nova, oslo, CONF or I/O."""

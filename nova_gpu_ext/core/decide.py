@@ -258,8 +258,11 @@ def _devices(request: DecisionRequest, gpus: Sequence[GPUFacts],
         tier_loads = [loads[c.gpu.address] for c in tier
                       if c.gpu.address in loads]
         if tier_loads:
-            pick = packing.choose_physical_gpu(
-                tier_loads, request.strategy, request.min_share)
+            # One tier holding every shared GPU: the choice over all of
+            # them is already made.
+            pick = everything if tier_loads == list(loads.values()) else \
+                packing.choose_physical_gpu(
+                    tier_loads, request.strategy, request.min_share)
             if pick.address is not None and not ranking:
                 sharing_reason = pick.reason
             ranking.extend(pick.ranking)

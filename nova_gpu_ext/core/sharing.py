@@ -173,10 +173,14 @@ def limit_ms(profile: SharingProfile) -> float:
     return profile.guest_timeout_ms * profile.margin
 
 
+@functools.lru_cache(maxsize=4096)
 def admit(profile: SharingProfile, tenants_now: int,
           min_share: Optional[float] = None, *,
           resident_min_share: Optional[float] = None) -> Admission:
     """Decide whether one more tenant may join ``tenants_now`` tenants.
+
+    Pure and kept for the last inputs (a scheduler asks the same question
+    for every GPU of every host: the same profile, a few tenant counts).
 
     ``min_share``: the newcomer's smallest acceptable share (fraction 0-1,
     e.g. ``gpu:min_share_percent / 100``); None: no requirement.
@@ -247,6 +251,7 @@ def admit(profile: SharingProfile, tenants_now: int,
                      limit_ms=limit, share=share, explain=explain)
 
 
+@functools.lru_cache(maxsize=1024)
 def max_safe_tenants(profile: SharingProfile,
                      min_share: Optional[float] = None) -> int:
     """The most tenants one GPU can hold with every admission condition met.

@@ -19,9 +19,10 @@ from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
 from nova_gpu_ext.topology import host_facts
-from nova_gpu_ext.core import summary_compat
 from nova_gpu_ext.core import affinity
 from nova_gpu_ext.nova_glue import wraps
+# importable as nova_gpu_ext.scheduler.filters.GPUAddressSpaceFilter too
+from nova_gpu_ext.scheduler.address_filter import GPUAddressSpaceFilter  # noqa
 from nova_gpu_ext.scheduler import numa_candidates
 from nova_gpu_ext.scheduler import numa_consume
 from nova_gpu_ext.scheduler import request as sched_request
@@ -103,7 +104,7 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         summary = sched_request.host_summary(host_state)
         if summary is None:
             return True     # GPUExtHostFilter decides about such hosts
-        if summary_compat.is_partial(summary):
+        if summary.is_partial:
             return True     # facts unreadable (upgrade): the compute decides
         flavor = spec_obj.flavor
         # Image and port input may narrow the flavor's bounds, never widen
@@ -138,16 +139,16 @@ class GPUPlacementFilter(filters.BaseHostFilter,
 
     def _decide(self, host_state, spec_obj, request, needs, nodes, summary):
         """Gather the host's facts, ask :func:`decide.decide`, apply it."""
-        by_provider = sched_request.gpus_by_provider(summary)
         used_by = {}
         gpus = {}
         if request.wants_devices:
             # The physical GPUs of each candidate, computed once per host.
-            used_by = {id(c): [g['addr'] for g in
-                               sched_request.candidate_gpus(c, by_provider)]
+            used_by = {id(c): [g.addr for g in
+                               summary.gpus_of(c.get('allocations', {}))]
                        for c in host_state.allocation_candidates or []}
-            gpus = {g['addr']: g for g in by_provider.values()
-                    if any(g['addr'] in u for u in used_by.values())}
+            used = set().union(*used_by.values())
+            gpus = {g.addr: g for g in summary.by_provider.values()
+                    if g.addr in used}
             if not gpus:
                 # The compute has not published its GPU providers yet
                 # (first resource update): the compute enforces the policy.
@@ -157,19 +158,18 @@ class GPUPlacementFilter(filters.BaseHostFilter,
         limit = CONF.gpu_ext.render_node_max_guests
         usable, missing = [], []
         if request.wants_render_node:
-            why = domcaps.refusal(summary.get('gl'))
+            why = domcaps.refusal(summary.gl)
             if why:
                 self._log_refusal(host_state, [why])
                 return False
-            usable, missing = domcaps.usable_render_nodes(summary)
+            usable, missing = summary.usable_render_nodes()
         facts = decide.HostFacts(
             nodes=tuple(nodes),
             gpus=tuple(host_facts.gpu_facts(
-                g, self._tenants(g), gpu_usage.profile,
-                g.get('min_share')) for g in gpus.values()),
+                g, self._tenants(g), gpu_usage.profile, g.min_share)
+                for g in gpus.values()),
             render_nodes=tuple(affinity.RenderSlot(
-                r['name'], r.get('path', ''), r.get('node'),
-                r.get('guests', 0), limit)
+                r.name, r.path or '', r.node, r.guests or 0, limit)
                 for r in usable))
         decision = decide.decide(decide.DecisionRequest(
             needs=needs, strategy=(request.placement or
@@ -177,7 +177,7 @@ class GPUPlacementFilter(filters.BaseHostFilter,
             min_share=request.min_share,
             wants_devices=request.wants_devices and bool(gpus),
             wants_render=request.wants_render_node and
-            'render_nodes' in summary), facts)
+            summary.knows_render_nodes), facts)
         if not decision.ok:
             self._log_refusal(host_state,
                               list(missing) + list(decision.reasons))
@@ -209,11 +209,9 @@ class GPUPlacementFilter(filters.BaseHostFilter,
 
     def _tenants(self, gpu):
         """Units in use on one published physical GPU, from placement."""
-        usages = [self._usage(rp, None)
-                  for rp in [gpu.get('rp')] + list(gpu.get('vf_rps', ()))
-                  if rp]
+        usages = [self._usage(rp, None) for rp in gpu.providers]
         if any(u is None for u in usages):
-            return gpu.get('used', 0)
+            return gpu.used or 0
         return sum(usages)
 
     @staticmethod

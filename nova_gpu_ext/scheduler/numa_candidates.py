@@ -30,7 +30,6 @@ from nova_gpu_ext.core import numa
 from nova_gpu_ext.nova_glue import numa_fit
 from nova_gpu_ext.nova_glue import request_inputs
 from nova_gpu_ext.core import numa_books
-from nova_gpu_ext.scheduler import request as sched_request
 
 LOG = logging.getLogger(__name__)
 CONF = gpu_conf.CONF
@@ -43,11 +42,7 @@ def pci_gpu_nodes(spec_obj, summary):
     """NUMA nodes of the host GPUs a PCI request of the guest names, or
     None when it names none (:func:`numa_books.gpu_nodes`, the claim's
     rule): a NIC or licence alias does not make a GPU guest."""
-    gpus = []
-    for g in summary.get('gpus', ()):
-        gpus.append((g.get('vendor'), g.get('device'), g.get('node')))
-        if g.get('vf_device'):
-            gpus.append((g.get('vendor'), g['vf_device'], g.get('node')))
+    gpus = summary.device_nodes
     requests = getattr(getattr(spec_obj, 'pci_requests', None), 'requests',
                        None) or ()
     return numa_books.gpu_nodes(
@@ -57,9 +52,8 @@ def pci_gpu_nodes(spec_obj, summary):
 def _render_nodes(summary):
     limit = CONF.gpu_ext.render_node_max_guests
     return numa_books.render_nodes_with_room(
-        [(r['name'], r.get('node'), r.get('guests', 0), limit)
-         for r in summary.get('render_nodes', ())
-         if r.get('present', True)])
+        [(r.name, r.node, r.guests or 0, limit)
+         for r in summary.render_nodes or () if r.usable])
 
 
 def allocates_gpu(request, candidates, by_provider):
@@ -104,7 +98,7 @@ def filter_candidates(host_filter, host_state, spec_obj, request, policy,
         return True
     pci_nodes = pci_gpu_nodes(spec_obj, summary)
     pci = pci_nodes is not None
-    by_provider = sched_request.gpus_by_provider(summary)
+    by_provider = summary.by_provider
     allocated = allocates_gpu(request, host_state.allocation_candidates,
                               by_provider)
     requested, synthetic = requested_topology(spec_obj, request, policy, pci,
@@ -113,7 +107,7 @@ def filter_candidates(host_filter, host_state, spec_obj, request, policy,
         return True
     if request.vgpus and not by_provider:
         return True     # no provider map yet: the compute enforces it
-    nodes = {n['id']: n.get('socket') for n in summary.get('nodes', ())} or \
+    nodes = dict(summary.node_sockets) or \
         {c.id: None for c in host_topology.cells}
     limits = numa_fit.limits(host_state.cpu_allocation_ratio,
                              host_state.ram_allocation_ratio)
@@ -130,8 +124,8 @@ def filter_candidates(host_filter, host_state, spec_obj, request, policy,
     def steering_of(candidate):
         if render is not None:
             return ('render',), render
-        gpu_nodes = tuple(g.get('node') for g in sched_request.candidate_gpus(
-            candidate, by_provider))
+        gpu_nodes = tuple(g.node for g in summary.gpus_of(
+            candidate.get('allocations', {})))
         cells = len(requested.cells)
         if gpu_nodes or allocated or not pci or not synthetic:
             return gpu_nodes, numa.steer(policy, cells, list(nodes), nodes,

@@ -15,24 +15,34 @@ from nova_gpu_ext.core import affinity
 LOG = logging.getLogger(__name__)
 
 
+#: attributes our scheduler code keeps on Nova's objects: the decoded host
+#: summary on a ``HostState`` and the parsed request on a ``RequestSpec``
+SUMMARY_ATTRIBUTE = '_gpu_ext_summary'
+REQUEST_ATTRIBUTE = '_gpu_ext_request'
+
+
 def gpu_request(spec_obj):
     """The flavor's ``gpu:`` request; invalid entries are logged, ignored.
 
     The API refuses invalid ``gpu:`` specs; a flavor created before the
     validators were installed (or below microversion 2.86) can still hold
-    one, and the compute driver ignores it the same way.
+    one, and the compute driver ignores it the same way. Parsed once per
+    ``RequestSpec`` and flavor (see :func:`_request_view`).
     """
-    flavor = getattr(spec_obj, 'flavor', None)
-    extra_specs = getattr(flavor, 'extra_specs', None) or {}
-    return specs.parse(
-        extra_specs,
-        on_error=lambda exc: LOG.warning(
-            'Ignoring invalid flavor extra spec: %s', exc))
+    return _request_view(spec_obj).request
 
 
 def resolved(spec_obj, request, default_policy):
     """The effective request (flavor bounds, image and port input) for
-    this ``RequestSpec``; see :mod:`nova_gpu_ext.core.inputs`."""
+    this ``RequestSpec``; see :mod:`nova_gpu_ext.core.inputs`.
+    Resolved once per request, not per host."""
+    view = _request_view(spec_obj)
+    if view.request is not request:
+        return _resolve(spec_obj, request, default_policy)
+    return view.resolved(spec_obj, default_policy)
+
+
+def _resolve(spec_obj, request, default_policy):
     flavor = getattr(spec_obj, 'flavor', None)
     return request_inputs.resolve(
         getattr(flavor, 'extra_specs', None),
@@ -41,9 +51,98 @@ def resolved(spec_obj, request, default_policy):
         default_policy, request)
 
 
+class _RequestView(object):
+    """One ``RequestSpec``'s input as our filters and weighers read it.
+
+    Nova runs every filter and weigher once per host with the same
+    ``RequestSpec``: the flavor is parsed and the image and port input
+    resolved once, while the inputs they were read from are the same
+    objects (a resize or a rebuild that sets a new flavor, image or PCI
+    requests on the spec gets a new view).
+    """
+
+    def __init__(self, spec_obj):
+        flavor = getattr(spec_obj, 'flavor', None)
+        extra_specs = getattr(flavor, 'extra_specs', None) or {}
+        self.key = self._key(spec_obj)
+        self.extra_specs = dict(extra_specs)
+        self.request = specs.parse(
+            extra_specs,
+            on_error=lambda exc: LOG.warning(
+                'Ignoring invalid flavor extra spec: %s', exc))
+        self._resolved = {}
+        self._spec_obj_id = id(spec_obj)
+
+    @staticmethod
+    def _key(spec_obj):
+        flavor = _stored(spec_obj, 'flavor')
+        return (flavor, _stored(flavor, 'extra_specs'),
+                _stored(spec_obj, 'image'), _stored(spec_obj, 'pci_requests'))
+
+    def matches(self, spec_obj):
+        if id(spec_obj) != self._spec_obj_id:
+            return False        # a copy of the spec (deepcopy, obj_clone)
+        key = self._key(spec_obj)
+        if any(a is not b for a, b in zip(key, self.key)):
+            return False
+        # The same dict may have been changed in place.
+        return (key[1] or {}) == self.extra_specs
+
+    def resolved(self, spec_obj, default_policy):
+        try:
+            return self._resolved[default_policy]
+        except KeyError:
+            pass
+        value = self._resolved[default_policy] = _resolve(
+            spec_obj, self.request, default_policy)
+        return value
+
+
+def _stored(obj, name):
+    """The value an object holds for ``name`` (a versioned object's field,
+    ``_obj_<name>``, or a plain attribute), without lazy-loading: asked
+    for every host, it is only compared by identity."""
+    values = getattr(obj, '__dict__', None) or {}
+    if '_obj_' + name in values:
+        return values['_obj_' + name]
+    if hasattr(obj, 'obj_attr_is_set'):
+        return None                 # an unset field
+    return getattr(obj, name, None)
+
+
+def _request_view(spec_obj):
+    view = getattr(spec_obj, REQUEST_ATTRIBUTE, None)
+    if view is None or not view.matches(spec_obj):
+        view = _RequestView(spec_obj)
+        try:
+            setattr(spec_obj, REQUEST_ATTRIBUTE, view)
+        except AttributeError:      # an object that takes no attributes
+            return view
+    return view
+
+
 def host_summary(host_state):
-    """What the host's nova-gpu-ext driver published, or None."""
-    return host_facts.summary_from_stats(getattr(host_state, 'stats', None))
+    """What the host's nova-gpu-ext driver published
+    (:class:`~nova_gpu_ext.core.summary.HostSummary`), or None.
+
+    Decoded once per value: kept on the ``HostState`` with the stats
+    value it was decoded from, shared by every filter and weigher of a
+    request and by the next requests until the compute publishes a
+    different value.
+    """
+    stats = getattr(host_state, 'stats', None)
+    raw = stats.get(host_facts.STATS_KEY) if isinstance(stats, dict) \
+        else None
+    cached = getattr(host_state, SUMMARY_ATTRIBUTE, None)
+    if cached is not None and (cached[0] is raw or (
+            isinstance(raw, str) and cached[0] == raw)):
+        return cached[1]
+    summary = host_facts.summary_from_stats(stats)
+    try:
+        setattr(host_state, SUMMARY_ATTRIBUTE, (raw, summary))
+    except AttributeError:
+        pass
+    return summary
 
 
 def node_capacities(host_state, summary):
@@ -56,7 +155,7 @@ def node_capacities(host_state, summary):
     allocation ratios as Nova's fit applies them
     (``numa_fit_instance_to_host`` with ``NUMATopologyLimits``).
     """
-    sockets = {n['id']: n.get('socket') for n in summary.get('nodes', ())}
+    sockets = summary.node_sockets
     cells = getattr(getattr(host_state, 'numa_topology', None), 'cells',
                     None) or ()
     ratio = getattr(host_state, 'cpu_allocation_ratio', 1.0) or 1.0
@@ -69,30 +168,7 @@ def node_capacities(host_state, summary):
             cell.id, sockets.get(cell.id), len(cell.cpuset), cell.memory,
             cell.cpu_usage, cell.memory_usage, ratio, ram_ratio))
     if not out:
-        for node in summary.get('nodes', ()):
+        for node in summary.nodes:
             out.append(affinity.node_capacity(
-                node['id'], node.get('socket'), node.get('cpus') or 0,
-                node.get('mem_mb')))
+                node.id, node.socket, node.cpus or 0, node.mem_mb))
     return out
-
-
-def gpus_by_provider(summary):
-    """The published physical GPUs (summary entries) by provider UUID.
-
-    A PF whose VFs are mdev parents (SR-IOV vGPU) is found by the
-    providers of its VFs (``vf_rps``) as well: the bound is per physical
-    GPU.
-    """
-    out = {}
-    for g in summary.get('gpus', ()):
-        for rp in [g.get('rp')] + list(g.get('vf_rps', ())):
-            if rp:
-                out[rp] = g
-    return out
-
-
-def candidate_gpus(candidate, by_provider):
-    """The physical GPUs an allocation candidate uses
-    (``by_provider`` from :func:`gpus_by_provider`)."""
-    return [by_provider[rp] for rp in candidate.get('allocations', {})
-            if rp in by_provider]

@@ -135,6 +135,8 @@ def used(rp_uuid, default):
     if base is None:
         LOG.debug('No provider summary of %s in this request; using the '
                   'count the compute published', rp_uuid)
+        if default is None:
+            return None
         base = default
     return base + state.claimed.get(rp_uuid, 0)
 

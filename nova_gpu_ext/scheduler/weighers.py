@@ -28,11 +28,6 @@ LOG = logging.getLogger(__name__)
 CONF = gpu_conf.CONF
 
 
-def physical_gpu_count(summary):
-    return sum(1 for gpu in (summary or {}).get('gpus', ())
-               if gpu.get('kind') != 'vf')
-
-
 class GPUHostAvoidanceWeigher(weights.BaseHostWeigher):
     """Keep GPU hosts free for GPU work.
 
@@ -57,8 +52,8 @@ class GPUHostAvoidanceWeigher(weights.BaseHostWeigher):
         if not request.enabled or request.wants_devices or \
                 request.wants_render_node:
             return 0.0
-        return -float(physical_gpu_count(
-            sched_request.host_summary(host_state)))
+        summary = sched_request.host_summary(host_state)
+        return -float(summary.physical_gpu_count) if summary else 0.0
 
 
 def record_score(host_state, attribute, spec_obj, score):

@@ -26,6 +26,7 @@ The named hosts every test and the docs refer to are in
 import os
 import uuid as uuid_lib
 
+from nova_gpu_ext.sim import fake_bars
 from nova_gpu_ext.topology import sysfs_reader as sr
 
 NVIDIA = 0x10de
@@ -85,6 +86,30 @@ class FakeSysfs:
                     exist_ok=True)
         os.makedirs(os.path.join(root, 'devices', 'system', 'node'),
                     exist_ok=True)
+        self.set_address_limits()
+
+    def set_address_limits(self, cpu_bits=fake_bars.DEFAULT_CPU_BITS,
+                           page_1g=True, vtd_cap=fake_bars.DEFAULT_VTD_CAP,
+                           amd_features=None):
+        """``<root>/_proc/cpuinfo`` and ``class/iommu`` as the kernel
+        shows them (``cpu_bits`` None: no "address sizes" line)."""
+        flags = 'fpu pse pae pge lm' + (' pdpe1gb' if page_1g else '')
+        text = 'processor\t: 0\nflags\t\t: %s\n' % flags
+        if cpu_bits:
+            text += ('address sizes\t: %d bits physical, 48 bits virtual\n'
+                     % cpu_bits)
+        _write(os.path.join(self.root, '_proc', 'cpuinfo'), text)
+        if vtd_cap:
+            _write(self.path('class', 'iommu', 'dmar0', 'intel-iommu',
+                             'cap'), vtd_cap + '\n')
+        if amd_features:
+            _write(self.path('class', 'iommu', 'ivhd0', 'amd-iommu',
+                             'features'), amd_features + '\n')
+
+    def set_bars(self, address, bars):
+        """Write ``address``'s sysfs ``resource`` (see resource_text)."""
+        _write(os.path.join(self._device_dirs[address], 'resource'),
+               fake_bars.resource_text(bars))
 
     def path(self, *parts):
         return os.path.join(self.root, *parts)
@@ -141,8 +166,11 @@ class FakeSysfs:
 
     def add_pci(self, address, vendor, device, pci_class=CLASS_3D,
                 numa_node=-1, driver=None, iommu_group=None, parent=None,
-                link=('16.0 GT/s PCIe', 16), local_cpus=None):
-        """A PCI function; returns its directory."""
+                link=('16.0 GT/s PCIe', 16), local_cpus=None,
+                documented_bars=True):
+        """A PCI function; returns its directory. A GPU of
+        ``fake_bars.DOCUMENTED_BAR1`` gets its BARs unless ``documented_bars``
+        is False (VFs: their BARs come from the PF's SR-IOV BARs)."""
         if parent is not None:
             base = self._device_dirs[parent]
         else:
@@ -181,6 +209,11 @@ class FakeSysfs:
             _symlink(group, os.path.join(dev_dir, 'iommu_group'))
             _symlink(dev_dir, os.path.join(group, 'devices', address))
         _symlink(dev_dir, self.path('bus', 'pci', 'devices', address))
+        bars = fake_bars.bars_of(vendor, device) if documented_bars \
+            else {}
+        if bars:
+            _write(os.path.join(dev_dir, 'resource'),
+                   fake_bars.resource_text(bars))
         return dev_dir
 
     def device_dir(self, address):
@@ -262,7 +295,7 @@ class FakeSysfs:
             parent = os.path.basename(os.path.dirname(pf_dir))
             vf_dir = self.add_pci(
                 vf, vendor, device, pci_class=pci_class, numa_node=numa_node,
-                driver=driver, link=None,
+                driver=driver, link=None, documented_bars=False,
                 iommu_group=(first_iommu_group + i
                              if first_iommu_group is not None else None),
                 parent=parent if parent in self._device_dirs else None)

@@ -329,5 +329,19 @@ AMD_MXGPU = Layout(
             vfs=4, totalvfs=16, vf_device=0x692f)
         for node, pf in enumerate(('0000:3b:00.0', '0000:af:00.0'))))
 
+HGX_H100_4 = Layout(
+    'hgx-h100-4',
+    'Four H100 SXM5 GPUs (10de:2330) passed through whole (vfio-pci), two '
+    'per NUMA node behind their own root ports (0000:1b:00.0, '
+    '0000:2a:00.0 on node 0; 0000:9c:00.0, 0000:bd:00.0 on node 1); each '
+    'has BAR1 128 GiB and BAR3 32 MiB, 64-bit prefetchable (fake sysfs '
+    'resource, DOCUMENTED_BAR1)',
+    gpus=tuple(
+        GPU(addr, NVIDIA, 0x2330, 'GH100 [H100 SXM5 80GB]', i // 2,
+            'vfio-pci', 90 + i)
+        for i, addr in enumerate(('0000:1b:00.0', '0000:2a:00.0',
+                                  '0000:9c:00.0', '0000:bd:00.0'))),
+    memory_mb_per_node=65536)
+
 LAYOUTS = {layout.name: layout for layout in (
-    SRIOV_VGPU, MIG_VGPU, GVT_G, VFIO_VARIANT, AMD_MXGPU)}
+    SRIOV_VGPU, MIG_VGPU, GVT_G, VFIO_VARIANT, AMD_MXGPU, HGX_H100_4)}

@@ -226,3 +226,20 @@ class GPUExtTestBase(test_vgpu.VGPUTestBase):
     def domain_xml(self, server):
         """The XML the driver defined for a server (latest definition)."""
         return self.defined_xml[server['id']]
+
+
+def run_case(case, quiet=True):
+    """Run one test case outside a test runner (the XML dump scripts):
+    Nova's warnings silenced when ``quiet``, tracebacks to stderr; True
+    when it passed."""
+    import logging as std_logging
+    import sys
+    import unittest
+    if quiet:
+        std_logging.disable(std_logging.WARNING)
+    result = unittest.TestResult()
+    case.run(result)
+    std_logging.disable(std_logging.NOTSET)
+    for _test, trace in result.errors + result.failures:
+        sys.stderr.write(trace)
+    return not (result.errors or result.failures)

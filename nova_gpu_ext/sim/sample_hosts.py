@@ -257,7 +257,15 @@ def generated(root, gpus=16, vfs_per_gpu=16, nodes=2, dev_root=None):
     return fs
 
 
+def hgx_h100_4(root, dev_root=None):
+    """4 NVIDIA H100 SXM5 passed through whole (vfio-pci), 2 per NUMA
+    node, BAR1 128 GiB each: the large-BAR scenario (gpu_layouts)."""
+    from nova_gpu_ext.sim import gpu_layouts
+    return gpu_layouts.HGX_H100_4.host().write_sysfs(root, dev_root)
+
+
 SAMPLE_HOSTS = {
+    'hgx_h100_4': hgx_h100_4,
     'dgx_2socket_8gpu': dgx_2socket_8gpu,
     'amd_mxgpu_sriov': amd_mxgpu_sriov,
     'nvidia_vgpu_mdev': nvidia_vgpu_mdev,

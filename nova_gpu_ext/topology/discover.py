@@ -21,6 +21,7 @@ import time
 from oslo_log import log as logging
 
 from nova_gpu_ext import model
+from nova_gpu_ext.topology import bars
 from nova_gpu_ext.topology import drm
 from nova_gpu_ext.topology import health
 from nova_gpu_ext.topology import mdev
@@ -198,16 +199,20 @@ def discover_host(paths, previous=None):
             render_node=render,
             card_node=card,
             upstream=upstream,
+            bars=bars.read_bars(paths, str(function.address), reader),
         ))
 
     gpus = [dataclasses.replace(g, vfs=tuple(sorted(vfs_of[g.address])))
             if g.address in vfs_of else g for g in gpus]
     gpu_health = health.read_health(
         paths, reader, gpus, previous.health if previous is not None else ())
+    # before the topology: its warnings are the reader's so far
+    address_limits = bars.read_address_limits(paths, reader)
     topology = model.HostTopology(
         numa_nodes=nodes, gpus=model.sorted_gpus(gpus),
         render_nodes=tuple(render_nodes), warnings=tuple(reader.warnings),
-        ignored=tuple(ignored), health=gpu_health)
+        ignored=tuple(ignored), health=gpu_health,
+        address_limits=address_limits)
     LOG.debug('Discovered %d GPU function(s), %d NUMA node(s), %d render '
               'node(s) under %s in %.1f ms (%d warning(s))', len(gpus),
               len(nodes), len(render_nodes), paths.root,

@@ -2,28 +2,30 @@
 
 Layer rule: adapter glue, no Nova imports. The compute side calls
 :func:`discover` (never raises) and publishes :func:`host_summary` in the
-compute node's ``stats`` under :data:`STATS_KEY`, and :func:`provider_traits`
-on the physical GPU resource providers. The scheduler side reads the summary
-back with :func:`summary_from_stats`. Both sides therefore work from the same
-facts, read once on the host.
+compute node's ``stats`` under :data:`STATS_KEY` (a typed
+:class:`~nova_gpu_ext.core.summary.HostSummary`, the only code that knows its
+keys), and :func:`provider_traits` on the physical GPU resource providers.
+The scheduler side reads the summary back with :func:`summary_from_stats`.
+Both sides therefore work from the same facts, read once on the host.
 """
 
 import collections
-import json
+import dataclasses
 
 from oslo_log import log as logging
 
+from nova_gpu_ext.core import summary as host_summary_core
+from nova_gpu_ext.core import summary_build
 from nova_gpu_ext import model
 from nova_gpu_ext.topology import discover as discovery
 from nova_gpu_ext.topology import paths
 from nova_gpu_ext.topology import health
 from nova_gpu_ext.topology import summary
-from nova_gpu_ext.core import summary_compat
 from nova_gpu_ext.core import decide
 
 LOG = logging.getLogger(__name__)
 
-STATS_KEY = 'gpu_ext'
+STATS_KEY = host_summary_core.STATS_KEY
 TRAIT_PREFIX = 'CUSTOM_GPU_'
 
 EMPTY_HOST = model.HostTopology(numa_nodes=(), gpus=())
@@ -60,7 +62,8 @@ def log_changes(previous, topology):
 
 
 def host_summary(topology):
-    return summary.host_summary(topology)
+    """The :class:`HostSummary` of a discovered host."""
+    return summary_build.from_topology(topology)
 
 
 def provider_names(gpu, nodename):
@@ -104,79 +107,66 @@ def provider_traits(topology, nodename):
 
 
 def gpu_entry(topology, gpu, uuids=None):
-    """One physical GPU's summary entry, VFs' mdev types included, as the
-    compute publishes it (without what only the driver knows)."""
-    entry = summary.gpu_summary(gpu)
-    add_vf_providers(entry, topology, uuids or {})
-    return entry
+    """One physical GPU's summary entry (:class:`GPUSummary`), VFs' mdev
+    types included, as the compute publishes it (without what only the
+    driver knows)."""
+    return add_vf_providers(summary_build.gpu_from_model(gpu), topology,
+                            uuids or {})
 
 
 def add_vf_providers(entry, topology, uuids):
     """SR-IOV vGPU: a PF whose VFs are mdev parents is one physical GPU.
 
-    Nova makes a provider per VF; the PF's entry lists them (``vf_rps``)
-    and sums their mdev types, mdevs and the mdevs in use, so the
-    scheduler's bound and pack/spread are per physical GPU, as at the
-    compute (``sharing_claim``).
+    Nova makes a provider per VF; the PF's entry (returned changed) lists
+    them (``vf_rps``) and sums their mdev types, mdevs and the mdevs in
+    use, so the scheduler's bound and pack/spread are per physical GPU, as
+    at the compute (``sharing_claim``).
     """
-    gpu = topology.gpu(entry['addr'])
+    gpu = topology.gpu(entry.addr)
     if gpu is None or not gpu.vfs:
-        return
+        return entry
     vfs = [topology.gpu(v) for v in gpu.vfs]
     vfs = [v for v in vfs if v is not None and v.mdev_types]
     if not vfs:
-        return
-    types = dict(entry.get('mdev_types') or {})
-    by_type = dict(entry.get('mdevs_by_type') or {})
-    mig = set(entry.get('mig_types') or ())
+        return entry
+    types = dict(entry.mdev_types or {})
+    by_type = dict(entry.mdevs_by_type or {})
+    mig = set(entry.mig_types or ())
     for vf in vfs:
-        mig.update(t.name for t in vf.mdev_types if summary.is_mig_backed(t))
+        mig.update(t.name for t in vf.mdev_types
+                   if summary_build.is_mig_backed(t))
         for t in vf.mdev_types:
             types[t.name] = (types.get(t.name) or 0) + (
                 t.available_instances or 0)
         for m in vf.mdevs:
             if m.type_name:
                 by_type[m.type_name] = by_type.get(m.type_name, 0) + 1
-    entry['mdev_types'] = types
-    entry['mdevs_by_type'] = by_type
-    if mig:
-        entry['mig_types'] = sorted(mig)
-    entry['mdevs'] = sum(by_type.values())
-    entry['vf_rps'] = [uuids[str(v.address)] for v in vfs
-                       if str(v.address) in uuids]
+    return dataclasses.replace(
+        entry, mdev_types=types, mdevs_by_type=by_type,
+        mig_types=tuple(sorted(mig)) if mig else entry.mig_types,
+        mdevs=sum(by_type.values()),
+        vf_rps=tuple(uuids[str(v.address)] for v in vfs
+                     if str(v.address) in uuids))
 
 
 def summary_from_stats(stats):
     """The host summary a compute published, or None (not our driver).
 
-    Any version, or a damaged one, comes back in the shape the scheduler
-    reads (:func:`nova_gpu_ext.core.summary_compat.normalize`); what had to be
-    dropped marks it partial and is logged once per distinct value.
+    Any version, or a damaged one, comes back typed
+    (:meth:`HostSummary.from_stats`); what had to be dropped marks it
+    partial and is logged once per distinct value.
     """
-    raw = stats.get(STATS_KEY) if isinstance(stats, dict) else None
-    if not raw:
-        return None
-    if isinstance(raw, dict):
-        decoded = raw
-    else:
-        try:
-            decoded = json.loads(raw)
-        except (TypeError, ValueError):
-            decoded = _UNREADABLE
-    if decoded is _UNREADABLE:
-        summary, problems = summary_compat.unusable('not JSON'), ['not JSON']
-    else:
-        summary, problems = summary_compat.normalize(decoded)
-    if problems:
-        _warn_once(raw, problems)
+    summary = host_summary_core.HostSummary.from_stats(stats)
+    if summary is not None and summary.problems:
+        _warn_once(stats.get(STATS_KEY), summary.problems)
     return summary
 
 
 def gpu_facts(entry, tenants, profile_for, resident_min_share=None):
     """The decision's view (:class:`decide.GPUFacts`) of one published GPU.
 
-    ``entry`` is a summary entry (:func:`host_summary`, plus ``used`` and
-    ``type`` from the driver); ``tenants`` the instances in use, counted by
+    ``entry`` is a :class:`GPUSummary` (:func:`gpu_entry`, plus ``used``
+    and ``type`` from the driver); ``tenants`` the instances in use, counted by
     the caller (placement's usage at the scheduler, libvirt's domains and
     the claims in flight at the compute, ``--tenants`` in explain);
     ``profile_for(type_name)`` the sharing profile of a type. One place
@@ -193,27 +183,27 @@ def gpu_facts(entry, tenants, profile_for, resident_min_share=None):
     A MIG-backed vGPU type (``mig_types``) is not time-sliced: its bound is
     the instances the GPU's MIG layout offers, nothing more.
     """
-    common = dict(address=entry['addr'], numa_node=entry.get('node'),
-                  socket=entry.get('socket'))
-    mdev_types = entry.get('mdev_types') or {}
+    common = dict(address=entry.addr, numa_node=entry.node,
+                  socket=entry.socket)
+    mdev_types = entry.mdev_types or {}
     if mdev_types:
-        type_name = entry.get('type')
+        type_name = entry.type
         if type_name not in mdev_types:
             type_name = next(iter(sorted(mdev_types)))
-        by_type = entry.get('mdevs_by_type')
-        created = (by_type.get(type_name, 0) if isinstance(by_type, dict)
-                   else entry.get('mdevs', 0) or 0)
+        by_type = entry.mdevs_by_type
+        created = (by_type.get(type_name, 0) if by_type is not None
+                   else entry.mdevs or 0)
         available = mdev_types.get(type_name) or 0
-        if type_name in (entry.get('mig_types') or ()):
+        if type_name in (entry.mig_types or ()):
             # MIG-backed vGPU: dedicated GPU instances, no time-slicing.
             return decide.GPUFacts(
                 shared=True, time_sliced=False, created=created,
                 available=available, tenants=tenants,
                 profile=profile_for(type_name), type_name=type_name,
                 **common)
-    elif entry.get('kind') == 'pf' and entry.get('vfs'):
-        type_name = '%s:%s' % (entry.get('vendor'), entry.get('device'))
-        created, available = entry['vfs'], 0
+    elif entry.is_pf and entry.vfs:
+        type_name = '%s:%s' % (entry.vendor, entry.device)
+        created, available = entry.vfs, 0
     else:
         return decide.GPUFacts(tenants=tenants, **common)
     return decide.GPUFacts(
@@ -222,7 +212,6 @@ def gpu_facts(entry, tenants, profile_for, resident_min_share=None):
         resident_min_share=resident_min_share, **common)
 
 
-_UNREADABLE = object()
 _WARNED = collections.OrderedDict()
 
 

@@ -6,12 +6,16 @@ reader; nothing else in this project spells ``/sys``.
 
 import dataclasses
 import os
+from typing import Optional
 
 
 @dataclasses.dataclass(frozen=True)
 class SysfsPaths:
     root: str = '/sys'
     dev_root: str = '/dev'
+    # None: /proc for the real /sys, <root>/_proc for a fake tree (as the
+    # fake sysfs writes it, like <root>/_dev), so one root moves all.
+    proc_root: Optional[str] = None
 
     def sys(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)
@@ -42,6 +46,20 @@ class SysfsPaths:
     @property
     def iommu_groups_dir(self) -> str:
         return self.sys('kernel', 'iommu_groups')
+
+    def pci_resource(self, address: str) -> str:
+        return os.path.join(self.pci_device_dir(address), 'resource')
+
+    # Host address limits (large-BAR guests)
+    @property
+    def cpuinfo(self) -> str:
+        proc = self.proc_root or (
+            '/proc' if self.root == '/sys' else self.sys('_proc'))
+        return os.path.join(proc, 'cpuinfo')
+
+    @property
+    def iommu_class_dir(self) -> str:
+        return self.sys('class', 'iommu')
 
     # Mediated devices
     @property

@@ -123,16 +123,3 @@ def with_present_render_nodes(driver, topology):
             LOG.warning('nova-gpu-ext: render node %s is in sysfs but %s '
                         'does not exist; not used', r.name, r.path)
     return dataclasses.replace(topology, render_nodes=present)
-
-
-def usable_render_nodes(summary: dict) -> tuple[list, list]:
-    """(published render nodes that are present, reasons for the others).
-    A summary without ``present`` (an older compute) counts as present."""
-    usable, missing = [], []
-    for r in summary.get('render_nodes', ()):
-        if r.get('present', True):
-            usable.append(r)
-        else:
-            missing.append('render node %s: %s does not exist on the host'
-                           % (r['name'], r.get('path')))
-    return usable, missing

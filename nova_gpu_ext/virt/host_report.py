@@ -11,7 +11,7 @@ and traits on the provider tree. Called by
 """
 
 import copy
-import json
+import dataclasses
 
 from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
@@ -70,43 +70,48 @@ def mdevs_in_use_by_parent(driver):
 
 
 def host_summary(driver, topology):
-    """The published summary plus what only the driver knows: provider
-    UUIDs, mdevs in use per GPU, guests per render node."""
+    """The published summary (:class:`HostSummary`) plus what only the
+    driver knows: provider UUIDs, mdevs in use per GPU, guests per render
+    node, GL support."""
     summary = host_facts.host_summary(topology)
     # Devices in use per physical GPU (an mdev on its parent, on the PF for
     # SR-IOV vGPU; a VF on its PF), with the builds in flight.
     in_use = driver.sharing_claims.in_use(driver, topology)
-    for entry in summary['gpus']:
-        uuid = driver._gpu_provider_uuids.get(entry['addr'])
+    gpus = []
+    for entry in summary.gpus:
+        changes = {}
+        uuid = driver._gpu_provider_uuids.get(entry.addr)
         if uuid:
-            entry['rp'] = uuid
-        host_facts.add_vf_providers(entry, topology,
-                                    driver._gpu_provider_uuids)
-        if 'mdev_types' in entry or entry.get('kind') == 'pf':
-            entry['used'] = in_use.get(entry['addr'], 0)
-        if 'mdev_types' in entry:
+            changes['rp'] = uuid
+        entry = host_facts.add_vf_providers(entry, topology,
+                                            driver._gpu_provider_uuids)
+        if entry.mdev_types is not None or entry.is_pf:
+            changes['used'] = in_use.get(entry.addr, 0)
+        if entry.mdev_types is not None:
             # The type Nova allocates on this parent ([devices]).
             nova_type = sharing_claim.nova_vgpu_type(driver, topology,
-                                                     entry['addr'])
+                                                     entry.addr)
             if nova_type:
-                entry['type'] = nova_type
-        min_share = driver.sharing_claims.resident_min_share(entry['addr'])
+                changes['type'] = nova_type
+        min_share = driver.sharing_claims.resident_min_share(entry.addr)
         if min_share is not None:
-            entry['min_share'] = min_share
+            changes['min_share'] = min_share
+        gpus.append(dataclasses.replace(entry, **changes))
     counts = driver.render_nodes.counts()
-    for render in summary['render_nodes']:
-        render['guests'] = counts.get(render['name'], 0)
-        render['present'] = domcaps.device_exists(driver, render['path'])
-    summary['gl'] = domcaps.host_gl(driver)
-    return summary
+    render_nodes = tuple(dataclasses.replace(
+        render, guests=counts.get(render.name, 0),
+        present=domcaps.device_exists(driver, render.path))
+        for render in summary.render_nodes or ())
+    return dataclasses.replace(summary, gpus=tuple(gpus),
+                               render_nodes=render_nodes,
+                               gl=domcaps.host_gl(driver))
 
 
 def add_stats(driver, data):
     """``get_available_resource``: the host summary in ``stats``."""
     topology = driver._refresh_gpu_topology()
-    data.setdefault('stats', {})[STATS_KEY] = json.dumps(
-        driver.gpu_host_summary(topology), sort_keys=True,
-        separators=(',', ':'))
+    data.setdefault('stats', {})[STATS_KEY] = driver.gpu_host_summary(
+        topology).to_stats()
 
 
 def update_provider_tree(driver, provider_tree, nodename, enabled):

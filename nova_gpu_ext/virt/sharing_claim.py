@@ -21,6 +21,7 @@ A refusal raises :class:`operations.Refused`
 so the build is rescheduled to another host.
 """
 
+import dataclasses
 import threading
 
 from lxml import etree
@@ -88,7 +89,7 @@ class SharingClaims:
                 gpu = topology.gpu(address)
                 entry = host_facts.gpu_entry(topology, gpu)
                 if type_name:
-                    entry['type'] = type_name
+                    entry = dataclasses.replace(entry, type=type_name)
                 tenants = in_use.get(address, 0) + mine.get(address, 0)
                 facts = decide.HostFacts(nodes=(), gpus=(host_facts.gpu_facts(
                     entry, tenants, profile_for,

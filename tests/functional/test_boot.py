@@ -70,8 +70,8 @@ class HostAvoidanceWeigherTest(base.GPUExtTestBase):
             name: host_facts.summary_from_stats(
                 compute.driver.get_available_resource(name)['stats'])
             for name, compute in self.computes.items()}
-        self.assertTrue(summaries['gpuhost']['gpus'])
-        self.assertFalse(summaries['cpuhost']['gpus'])
+        self.assertTrue(summaries['gpuhost'].gpus)
+        self.assertFalse(summaries['cpuhost'].gpus)
         flavor = self._create_flavor()
         for _ in range(2):
             server = self._create_server(flavor_id=flavor, networks='none')

@@ -1,7 +1,6 @@
 """What a compute running our driver shows in placement and its stats."""
 
-import json
-
+from nova_gpu_ext.core.summary import HostSummary
 from nova_gpu_ext.sim import samplehost
 from tests.functional import base
 
@@ -64,17 +63,18 @@ class PlacementFactsTest(base.GPUExtTestBase):
         from nova import objects
         node = objects.ComputeNode.get_by_nodename(
             context.get_admin_context(), self.hosts['gpu'])
-        summary = json.loads(node.stats['gpu_ext'])
-        by_addr = {g['addr']: g for g in summary['gpus']}
+        summary = HostSummary.from_stats(node.stats)
+        self.assertFalse(summary.is_partial, summary.partial)
+        by_addr = {g.addr: g for g in summary.gpus}
         self.assertEqual(len(samplehost.GPUS), len(by_addr))
         for gpu in samplehost.GPUS:
-            self.assertEqual(gpu.numa_node, by_addr[gpu.address]['node'])
+            self.assertEqual(gpu.numa_node, by_addr[gpu.address].node)
         # After the second resource update, the vGPU parents' providers.
         for gpu in samplehost.GPUS:
             if gpu.mdev:
                 rp = self._get_provider_uuid_by_name('%s_pci_%s' % (
                     self.hosts['gpu'],
                     gpu.address.replace(':', '_').replace('.', '_')))
-                self.assertEqual(rp, by_addr[gpu.address]['rp'])
+                self.assertEqual(rp, by_addr[gpu.address].rp)
         self.assertEqual(['renderD128', 'renderD129'],
-                         [r['name'] for r in summary['render_nodes']])
+                         [r.name for r in summary.render_nodes])

@@ -14,7 +14,6 @@ run through their real code with only their fact sources faked:
 """
 
 import dataclasses
-import json
 import types
 
 from nova.virt.libvirt import config as vconfig
@@ -326,11 +325,11 @@ def _flavor_specs(case):
 def filter_admits(case, topology, numa_topology=None):
     driver = FakeDriver(case, topology)
     summary = gpu_driver.GPULibvirtDriver.gpu_host_summary(driver, topology)
-    entry = next(g for g in summary['gpus']
-                 if g['addr'] == PHYSICAL[case.layout])
-    rp = entry.get('vf_rps', [entry['rp']])[0]
+    entry = next(g for g in summary.gpus
+                 if g.addr == PHYSICAL[case.layout])
+    rp = (entry.vf_rps or [entry.rp])[0]
     host_state = types.SimpleNamespace(
-        host='host1', stats={'gpu_ext': json.dumps(summary)},
+        host='host1', stats={'gpu_ext': summary.to_stats()},
         numa_topology=None, cpu_allocation_ratio=1.0,
         allocation_candidates=[{'allocations': {rp: {'resources': {}}}}])
     flavor = types.SimpleNamespace(extra_specs=_flavor_specs(case), vcpus=1,
@@ -418,7 +417,7 @@ def test_resident_min_share_holds_at_scheduler_and_compute(tmp_path):
     driver.sharing_claims._claims['resident-0'] = {'0000:3b:00.0': 1}
     driver.sharing_claims._min_shares['resident-0'] = 0.4
     summary = gpu_driver.GPULibvirtDriver.gpu_host_summary(driver, topology)
-    assert summary['gpus'][0]['min_share'] == 0.4
+    assert summary.gpus[0].min_share == 0.4
     # compute
     device = vconfig.LibvirtConfigGuestHostdevMDEV()
     device.uuid = '11111111-2222-4333-8444-555555555555'
@@ -431,10 +430,10 @@ def test_resident_min_share_holds_at_scheduler_and_compute(tmp_path):
             specs.parse({'resources:VGPU': '1'}),
             lambda t: sharing_conf.profile_for(CONF, t), 'pack')
     # scheduler: the same facts, from the published summary
-    entry = summary['gpus'][0]
+    entry = summary.gpus[0]
     facts = host_facts.gpu_facts(
         entry, 2, lambda t: sharing_conf.profile_for(CONF, t),
-        entry.get('min_share'))
+        entry.min_share)
     decision = decide.decide(decide.DecisionRequest(
         needs=affinity.GuestNeeds(1, 1024, 'legacy')),
         decide.HostFacts(nodes=(), gpus=(facts,)))
@@ -472,7 +471,7 @@ def test_mig_backed_vgpu_is_bounded_by_instances_not_time(tmp_path,
         mig_vgpu_host(str(tmp_path), tenants=tenants)
         topology = host_facts.discover(str(tmp_path))
         entry = host_facts.gpu_entry(topology, topology.gpu('0000:b1:00.0'))
-        assert entry['mig_types'] == ['nvidia-699']
+        assert entry.mig_types == ('nvidia-699',)
         facts = host_facts.gpu_facts(
             entry, tenants, lambda t: sharing_conf.profile_for(CONF, t))
         assert not facts.time_sliced and decide.capacity(facts) == 7

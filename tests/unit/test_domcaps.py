@@ -1,5 +1,6 @@
 """GL facts from libvirt domain capabilities (virt/domcaps.py)."""
 
+from nova_gpu_ext.core.summary import HostSummary
 from nova_gpu_ext.virt import domcaps
 
 # Abridged from `virsh domcapabilities --virttype qemu --machine q35` on
@@ -81,7 +82,7 @@ def test_render_nodes_without_a_device_node_are_not_usable(tmp_path):
         {'name': 'renderD129', 'path': '/dev/dri/renderD129',
          'present': False},
         {'name': 'renderD130', 'path': '/dev/dri/renderD130'}]}
-    usable, missing = domcaps.usable_render_nodes(summary)
-    assert [r['name'] for r in usable] == ['renderD128', 'renderD130']
+    usable, missing = HostSummary.from_dict(summary).usable_render_nodes()
+    assert [r.name for r in usable] == ['renderD128', 'renderD130']
     assert missing == ['render node renderD129: /dev/dri/renderD129 does '
                        'not exist on the host']

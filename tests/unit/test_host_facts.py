@@ -1,6 +1,5 @@
 """What the compute publishes: summary in stats, traits on GPU providers."""
 
-import json
 
 from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.sim import sample_hosts
@@ -24,20 +23,19 @@ def test_discover_never_raises_and_keeps_the_previous_view(tmp_path,
 def test_summary_round_trips_through_stats(tmp_path):
     sample_hosts.amd_mxgpu_sriov(str(tmp_path))
     host = host_facts.discover(str(tmp_path))
-    stats = {host_facts.STATS_KEY: json.dumps(host_facts.host_summary(host))}
+    stats = {host_facts.STATS_KEY: host_facts.host_summary(host).to_stats()}
     summary = host_facts.summary_from_stats(stats)
     # VFs are counted on their PF, not listed.
-    assert [(g['addr'], g['kind'], g['node'], g.get('vfs'))
-            for g in summary['gpus']] == [
+    assert [(g.addr, g.kind, g.node, g.vfs) for g in summary.gpus] == [
         ('0000:03:00.0', 'pf', 0, 8), ('0000:83:00.0', 'pf', 1, 16)]
-    assert [n['cpus'] for n in summary['nodes']] == [12, 12]
+    assert [n.cpus for n in summary.nodes] == [12, 12]
     assert host_facts.summary_from_stats({}) is None
     # Unreadable, but published by nova-gpu-ext: not "no summary" (that
     # made GPUExtHostFilter refuse the host), an empty partial one.
     unreadable = host_facts.summary_from_stats(
         {host_facts.STATS_KEY: '{not json'})
-    assert unreadable['partial'] == 'not JSON'
-    assert unreadable['gpus'] == [] and unreadable['nodes'] == []
+    assert unreadable.partial == 'not JSON'
+    assert unreadable.gpus == () and unreadable.nodes == ()
 
 
 def test_provider_traits_name_nova_pgpu_and_pci_providers(tmp_path):

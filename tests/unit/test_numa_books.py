@@ -13,6 +13,8 @@ from nova.scheduler.filters import numa_topology_filter
 from nova.scheduler import host_manager
 from nova.virt import hardware
 
+from nova_gpu_ext.core.summary import HostSummary
+from nova_gpu_ext.core.summary import NodeSummary
 from nova_gpu_ext.nova_glue import numa_fit
 from nova_gpu_ext.core import numa_books as nb
 
@@ -256,10 +258,10 @@ def test_scheduler_node_capacities_use_novas_cells_and_ratios():
                             'cpu_allocation_ratio': 4.0,
                             'ram_allocation_ratio': 1.0})()
     nodes = {n.id: n for n in sched_request.node_capacities(
-        state, {'nodes': [{'id': 0, 'socket': 0}, {'id': 1, 'socket': 1}]})}
+        state, HostSummary(nodes=(NodeSummary(0, 0), NodeSummary(1, 1))))}
     assert nodes[1].free_memory_mb == 2048
     assert nodes[1].free_cpus == 16 - 4
     assert nodes[0].free_memory_mb == 8192 and nodes[1].socket == 1
     state.ram_allocation_ratio = 1.5
-    nodes = sched_request.node_capacities(state, {'nodes': []})
+    nodes = sched_request.node_capacities(state, HostSummary())
     assert nodes[1].free_memory_mb == 12288 - 6144

@@ -5,6 +5,7 @@ listed in doc/source/reference/nova-internals.rst, Issue 10)."""
 
 import pytest
 
+from nova_gpu_ext.core.summary import HostSummary
 from nova_gpu_ext.core import numa_books as nb
 
 SOCKETS = {0: 0, 1: 0, 2: 1, 3: 1}
@@ -122,7 +123,7 @@ def test_node_size_rule_more_vcpus_than_the_node_has_cpus():
     state = type('HS', (), {'numa_topology': host(cpus=4),
                             'cpu_allocation_ratio': 4.0,
                             'ram_allocation_ratio': 1.0})()
-    nodes = sched_request.node_capacities(state, {'nodes': []})
+    nodes = sched_request.node_capacities(state, HostSummary())
     assert nodes[1].free_cpus == 16 and nodes[1].cpus == 4
     gpu = a.GPUSlot('0000:81:00.0', 1, 1)
     big = a.choose_node(a.GuestNeeds(6, 1024, 'required'), gpu, nodes)

@@ -340,7 +340,7 @@ def run_filter(f):
     allocations = {'compute-rp': {'resources': {'VCPU': VCPUS}}}
     allocations.update(gpu_allocation(f.case))
     host_state = types.SimpleNamespace(
-        host='host1', stats={'gpu_ext': json.dumps(summary)},
+        host='host1', stats={'gpu_ext': summary.to_stats()},
         numa_topology=f.host, cpu_allocation_ratio=1.0,
         ram_allocation_ratio=1.0, pci_stats=f.stats, limits={},
         allocation_candidates=[{'allocations': allocations,

@@ -15,7 +15,7 @@ import pytest
 from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.scheduler import filters
 from nova_gpu_ext.scheduler import weighers
-from nova_gpu_ext.core import summary_compat
+from nova_gpu_ext.core.summary import HostSummary
 
 objects.register_all()
 
@@ -99,7 +99,7 @@ def test_unreadable_summary_never_refuses_the_host(raw):
     # Old code: None for '{not json' (GPUExtHostFilter refused a host that
     # runs nova-gpu-ext), AttributeError for a JSON list.
     summary = host_facts.summary_from_stats({'gpu_ext': raw})
-    assert summary_compat.is_partial(summary)
+    assert summary.is_partial
     for extra in REQUESTS:
         assert decide(raw, extra)[:2] == (True, True)
 
@@ -119,7 +119,7 @@ def test_a_gpu_whose_node_was_not_published_is_unknown_not_refused():
     old = good_summary()
     del old['gpus'][0]['node']
     summary = host_facts.summary_from_stats({'gpu_ext': json.dumps(old)})
-    assert 'gpus[0] has no node' in summary['partial']
+    assert 'gpus[0] has no node' in summary.partial
     assert decide(json.dumps(old), REQUESTS[1])[:2] == (True, True)
 
 
@@ -129,7 +129,7 @@ def test_newer_keys_are_kept_and_ignored():
     new['health'] = {'0000:81:00.0': 'ok'}
     new['gpus'][0]['link'] = {'width': 16}
     summary = host_facts.summary_from_stats({'gpu_ext': json.dumps(new)})
-    assert not summary_compat.is_partial(summary)
+    assert not summary.is_partial
     assert decide(json.dumps(new), REQUESTS[1])[:2] == (True, True)
 
 
@@ -138,12 +138,14 @@ def test_normalize_drops_bad_entries_and_fields():
     raw['nodes'].append({'id': 'two'})
     raw['gpus'][0]['used'] = -3
     raw['gpus'].append(['0000:82:00.0'])
-    summary, problems = summary_compat.normalize(raw)
-    assert [n['id'] for n in summary['nodes']] == [0, 1]
-    assert 'used' not in summary['gpus'][0]
-    assert len(summary['gpus']) == 1
-    assert problems == ['nodes[2] has no valid id', 'gpus[0].used is -3',
-                        'gpus[1] has no valid addr']
+    summary = HostSummary.from_dict(raw)
+    assert [n.id for n in summary.nodes] == [0, 1]
+    assert summary.gpus[0].used is None
+    assert 'used' not in summary.to_dict()['gpus'][0]
+    assert len(summary.gpus) == 1
+    assert summary.problems == (
+        'nodes[2] has no valid id', 'gpus[0].used is -3',
+        'gpus[1] has no valid addr')
 
 
 def test_a_bad_summary_is_logged_once():
@@ -200,5 +202,5 @@ def test_damaged_or_older_summaries_never_crash_nor_refuse(damaged, extra):
     ours, placement, avoid = decide(json.dumps(raw), extra)
     assert isinstance(avoid, float)
     summary = host_facts.summary_from_stats({'gpu_ext': json.dumps(raw)})
-    if only_drops or summary_compat.is_partial(summary):
+    if only_drops or summary.is_partial:
         assert (ours, placement) == (True, True), raw

@@ -147,6 +147,13 @@ def test_without_a_summary_the_published_count_is_used():
     assert usage.used(GPU0, default=4) == 5
 
 
+def test_no_summary_and_no_published_count_is_unknown_not_a_crash():
+    # GPUPlacementFilter asks with default None and falls back to the
+    # published count; this raised TypeError (None + 0) before.
+    fetch(summaries(**{GPU1: 1}))
+    assert usage.used(GPU0, default=None) is None
+
+
 def test_a_new_request_starts_from_its_own_summaries():
     fetch(summaries(**{GPU0: 2}), context('req-1'))
     usage.record_claim({'allocations': {

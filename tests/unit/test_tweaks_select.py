@@ -18,7 +18,9 @@ from tests.unit import test_tweaks_common as common
 
 DEFAULT_ON = {'boot_menu_off', 'nic_rom_off', 'no_balloon',
               'no_emulated_vga', 'no_usb_tablet', 'prealloc_threads',
-              'rom_bar_off'}
+              'rom_bar_off', 'large_bar'}
+#: correctness tweaks: every GPU guest, whatever fast boot says
+ALWAYS = {'large_bar'}
 
 
 def _names(chosen):
@@ -81,7 +83,11 @@ def test_flavor_opts_out_of_one_or_all(installed):
     assert _names(tweaks.select(installed, ctx, None)) == \
         DEFAULT_ON - {'no_balloon'}
     ctx = common.context({'resources:VGPU': '1', 'gpu:fast_boot': 'false'})
-    assert tweaks.select(installed, ctx, None) == []
+    assert _names(tweaks.select(installed, ctx, None)) == ALWAYS
+    ctx = common.context({'resources:VGPU': '1',
+                          'gpu:tweak:large_bar': 'false'})
+    assert _names(tweaks.select(installed, ctx, None)) == \
+        DEFAULT_ON - ALWAYS
     ctx = common.context({'resources:VGPU': '1', 'gpu:enabled': 'false'})
     assert tweaks.select(installed, ctx, None) == []
 
@@ -94,7 +100,9 @@ def test_flavor_opts_in(installed):
     ctx = common.context({'gpu:tweak:boot_menu_off': 'true'})
     assert _names(tweaks.select(installed, ctx, None)) == {'boot_menu_off'}
     ctx = common.context({'gpu:fast_boot': 'true'})
-    assert _names(tweaks.select(installed, ctx, None)) == DEFAULT_ON
+    # not a GPU guest: the correctness tweaks have nothing to correct
+    assert _names(tweaks.select(installed, ctx, None)) == \
+        DEFAULT_ON - ALWAYS
 
 
 def test_options_disable(installed, conf):
@@ -112,7 +120,8 @@ def test_options_disable(installed, conf):
     conf.set_override('fast_boot_default', False, group='gpu_ext')
     assert _names(tweaks.select(
         installed, ctx, None,
-        fast_boot_default=gpu_conf.fast_boot_default(conf))) == {'hugepages'}
+        fast_boot_default=gpu_conf.fast_boot_default(conf))) == \
+        {'hugepages'} | ALWAYS
 
 
 def _apply_like_the_driver(guest, ctx):

@@ -46,6 +46,7 @@ from nova_gpu_ext.cmd.explain.facts import PCI
 from nova_gpu_ext.cmd.explain.facts import RENDER
 from nova_gpu_ext.cmd.explain.facts import UsageError
 from nova_gpu_ext.cmd.explain.facts import VGPU
+from nova_gpu_ext.cmd import explain_address
 from nova_gpu_ext.cmd.explain import facts as gather
 from nova_gpu_ext.cmd.explain.output import render_table
 from nova_gpu_ext.cmd.explain import verdicts
@@ -127,6 +128,7 @@ def register(subparsers):
                         help='a nova.conf with [gpu_ext] and '
                              '[gpu_sharing_<type>] options (repeatable; '
                              'default: none, option defaults)')
+    explain_address.add_arguments(parser)
     parser.add_argument('--format', choices=('table', 'json'),
                         default='table')
     parser.set_defaults(func=run)
@@ -145,6 +147,13 @@ def run(args, out=None):
         sys.stderr.write('nova-gpu-ext explain: %s\n' % exc)
         return USAGE
     result['host'] = source
+    result['address_space'] = explain_address.explain(
+        topology, result, extra_specs, args.memory_mb, args.firmware,
+        args.machine)
+    if result['address_space']['refused']:
+        # GPUAddressSpaceFilter refuses such a host (same core plan)
+        verdicts.refuse(result, 'Address space: %s' %
+                        result['address_space']['refused'])
     if args.format == 'json':
         json.dump(result, out, indent=2, sort_keys=True)
         out.write('\n')

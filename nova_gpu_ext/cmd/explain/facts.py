@@ -5,6 +5,8 @@ host into the core's inputs (node capacities, the summary entries and
 ``host_facts.gpu_facts`` of shared GPUs); decides nothing.
 """
 
+import dataclasses
+
 from nova_gpu_ext.core import affinity
 
 VGPU = 'vgpu'
@@ -83,22 +85,21 @@ def shared_facts(topology, kind, args, tenants, conf):
     for gpu in topology.physical_gpus():
         entry = host_facts.gpu_entry(topology, gpu)
         if kind == VGPU:
-            types = entry.get('mdev_types') or {}
+            types = entry.mdev_types or {}
             if not types or (args.mdev_type and
                              args.mdev_type not in types):
                 continue
             if args.mdev_type:
-                entry['type'] = args.mdev_type
+                entry = dataclasses.replace(entry, type=args.mdev_type)
             facts = host_facts.gpu_facts(
                 entry, 0, lambda t: sharing_conf.profile_for(conf, t))
             default = facts.created
         else:
-            if entry.get('mdev_types') or entry.get('kind') != 'pf' or \
-                    not entry.get('vfs'):
+            if entry.mdev_types or not entry.is_pf or not entry.vfs:
                 continue
             default = 0
         facts = host_facts.gpu_facts(
-            entry, tenants.get(entry['addr'], default),
+            entry, tenants.get(entry.addr, default),
             lambda t: sharing_conf.profile_for(conf, t))
         out.append((gpu, facts))
     if not out:

@@ -7,6 +7,7 @@ GPUs, a "key has no effect" line) is one more function in that list.
 """
 
 from nova_gpu_ext.cmd.explain.facts import PCI
+from nova_gpu_ext.cmd import explain_address
 from nova_gpu_ext.cmd.explain.facts import RENDER
 from nova_gpu_ext.cmd.explain.facts import VGPU
 from nova_gpu_ext.core import sharing
@@ -29,8 +30,9 @@ def render_table(result):
     """The whole explanation: the header, then every section that has
     something to say."""
     parts = [_header(result)]
-    if result['request']['kind'] is not None:
-        parts.extend(section(result) for section in SECTIONS)
+    sections = SECTIONS if result['request']['kind'] is not None else \
+        SECTIONS[-1:]
+    parts.extend(section(result) for section in sections)
     return ''.join(parts)
 
 
@@ -159,5 +161,10 @@ def _warnings(result):
                    ['  ! %s\n' % w for w in result['warnings']])
 
 
+def _address_space(result):
+    return explain_address.render(result.get('address_space'))
+
+
 #: the sections after the header, in order (see the module docstring)
-SECTIONS = [_request, _nodes, _shared, _gpus, _render, _decision, _warnings]
+SECTIONS = [_request, _nodes, _shared, _gpus, _render, _decision, _warnings,
+            _address_space]

@@ -22,7 +22,7 @@ def decide_shared(result, topology, needs, nodes, facts, strategy,
                   min_share):
     from nova_gpu_ext.core import decide
     if not facts:
-        return _refuse(result, 'No physical GPU on this host offers %s.' % (
+        return refuse(result, 'No physical GPU on this host offers %s.' % (
             'an mdev type for VGPU' if result['request']['kind'] == VGPU
             else 'SR-IOV VFs'))
     decision = decide.decide(decide.DecisionRequest(
@@ -72,7 +72,7 @@ def decide_shared(result, topology, needs, nodes, facts, strategy,
                                          else None)
     result['gpus'] = [rows[a] for a in gpus]
     if not decision.ok:
-        return _refuse(result, *_reasons(rows))
+        return refuse(result, *_reasons(rows))
     chosen = decision.chosen
     rows[chosen.address]['status'] = 'chosen'
     if decision.sharing_reason:
@@ -114,11 +114,11 @@ def decide_whole(result, topology, needs, nodes, tenants, count):
                                        'accepted', c.reason, c)
     result['gpus'] = [rows[str(g.address)] for g in candidates]
     if not candidates:
-        return _refuse(result, 'No whole GPU on this host (PCI '
-                       'passthrough candidates: GPUs without VFs or mdev '
-                       'types).')
+        return refuse(result, 'No whole GPU on this host (PCI '
+                      'passthrough candidates: GPUs without VFs or mdev '
+                      'types).')
     if not accepted:
-        return _refuse(result, *_reasons(rows))
+        return refuse(result, *_reasons(rows))
     chosen = accepted[0]
     # A guest with several GPUs is placed by its first; under a strict
     # binding the others must be on the same node (affinity's rule).
@@ -126,12 +126,12 @@ def decide_whole(result, topology, needs, nodes, tenants, count):
                         if not numa.every_gpu_on_one_node(needs.policy) or
                         c.gpu.numa_node == chosen.gpu.numa_node]
     if len(group) < count:
-        return _refuse(result, 'The flavor needs %d whole GPUs; %d are '
-                       'accepted%s.' % (
-                           count, len(group),
-                           ' on NUMA node %s' % chosen.node
-                           if numa.every_gpu_on_one_node(needs.policy)
-                           else ''))
+        return refuse(result, 'The flavor needs %d whole GPUs; %d are '
+                      'accepted%s.' % (
+                          count, len(group),
+                          ' on NUMA node %s' % chosen.node
+                          if numa.every_gpu_on_one_node(needs.policy)
+                          else ''))
     for c in group[:count]:
         rows[c.gpu.address]['status'] = 'chosen'
     _record(result, chosen, [c.gpu.address for c in group[:count]])
@@ -156,7 +156,7 @@ def decide_render(result, topology, needs, nodes, tenants, conf, only_node,
                           'guests': s.guests} for s in slots],
     }
     if not choice.ok:
-        _refuse(result, 'Render node: %s.' % choice.reason)
+        refuse(result, 'Render node: %s.' % choice.reason)
     elif alone:
         binding = None
         if choice.node is not None:
@@ -201,7 +201,7 @@ def _record(result, choice, addresses=None):
     }
 
 
-def _refuse(result, *reasons):
+def refuse(result, *reasons):
     result['placeable'] = False
     result['reasons'].extend(reasons)
     return None

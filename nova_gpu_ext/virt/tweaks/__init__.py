@@ -55,6 +55,10 @@ class DomainTweak(abc.ABC):
     min_qemu_version: int = 0
     #: applied to GPU guests unless switched off
     default_for_gpu_guests: bool = True
+    #: a correctness fix, not a boot-time saving: applied to every GPU
+    #: guest whatever ``gpu:fast_boot`` / ``fast_boot_default`` say (the
+    #: option ``enabled_tweaks`` and ``gpu:tweak:<name>`` still switch it)
+    independent_of_fast_boot: bool = False
 
     def supported(self, ctx: TweakContext) -> Optional[str]:
         """Return why the host cannot take this tweak, or None."""
@@ -116,7 +120,10 @@ def select(tweaks: dict, ctx: TweakContext, enabled_names,
         if enabled_names is not None and name not in enabled_names:
             continue
         flavor_switch = request.tweak(name)
-        if flavor_switch is None:
+        if flavor_switch is None and tweak.independent_of_fast_boot:
+            gpu_guest = ctx.gpu_guest
+            wanted = request.is_gpu_guest if gpu_guest is None else gpu_guest
+        elif flavor_switch is None:
             fast_boot = request.fast_boot
             if fast_boot is None:
                 gpu_guest = ctx.gpu_guest
