@@ -21,7 +21,11 @@ _PCI_RE = re.compile(
 
 @dataclasses.dataclass(frozen=True, order=True)
 class PCIAddress:
-    """A PCI address such as ``0000:3b:00.0``."""
+    """A PCI address such as ``0000:3b:00.0``: the one type that reads and
+    writes every spelling of it (the kernel's lower case, ``str()``; Nova's
+    upper case in PCI-in-placement provider names, :attr:`upper`; libvirt's
+    node-device name, :attr:`libvirt_name`; the hex fields of a domain
+    XML ``<address>``, :meth:`from_fields`)."""
 
     domain: int
     bus: int
@@ -30,14 +34,36 @@ class PCIAddress:
 
     @classmethod
     def parse(cls, text: str) -> 'PCIAddress':
+        """``0000:3b:00.0`` or ``0000:3B:00.0``."""
         # (a dataclass type is hashable; typeshed's __hash__ says otherwise)
         return _parse_pci_address(cls, text)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_libvirt_name(cls, name: str) -> 'PCIAddress':
+        """``pci_0000_81_00_0`` (libvirt's node-device name)."""
+        if not name.startswith('pci_'):
+            raise ValueError('not a libvirt PCI device name: %r' % name)
+        domain, bus, slot, function = name[len('pci_'):].split('_')
+        return cls.parse('%s:%s:%s.%s' % (domain, bus, slot, function))
+
+    @classmethod
+    def from_fields(cls, domain: object, bus: object, slot: object,
+                    function: object) -> 'PCIAddress':
+        """From the hex fields of a domain XML ``<address>`` or Nova's
+        ``LibvirtConfigGuestHostdevPCI`` (``0x3b`` or ``3b``)."""
+        return cls(*(int(str(v), 16) for v in (domain, bus, slot, function)))
 
     @property
     def libvirt_name(self) -> str:
         """The libvirt node-device name, ``pci_0000_3b_00_0``."""
         return 'pci_%04x_%02x_%02x_%x' % (
             self.domain, self.bus, self.slot, self.function)
+
+    @property
+    def upper(self) -> str:
+        """Nova's spelling in PCI-in-placement provider names
+        (``pci_placement_translator``): ``0000:3B:00.0``."""
+        return str(self).upper()
 
     def __str__(self) -> str:
         return '%04x:%02x:%02x.%x' % (
@@ -257,6 +283,15 @@ class HostTopology:
             if node.id == node_id:
                 return node
         return None
+
+    def physical_gpu(self, address: PCIAddress | str) -> Optional[GPU]:
+        """The physical GPU behind one function: a VF's PF (when the host
+        has it), else the function itself; None when the host has no such
+        function. The one place a device is mapped to its physical GPU."""
+        gpu = self.gpu(address)
+        if gpu is not None and gpu.physfn is not None:
+            return self.gpu(gpu.physfn) or gpu
+        return gpu
 
     def physical_gpus(self) -> tuple[GPU, ...]:
         """GPUs a tenant can be placed on: everything but VFs."""

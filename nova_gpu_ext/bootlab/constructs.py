@@ -166,10 +166,16 @@ def expander(base_xml, machine='q35', per_cell=2, legacy_base=None):
 
 
 def numatune(base_xml, node=0):
-    """vCPUs and memory bound to host node ``node`` (gpu_affinity._bind)."""
+    """vCPUs and memory bound to host node ``node``: the binding Nova's
+    own NUMA config gives a one-cell guest of a GPU's node."""
     topology = _topology(1)
     guest = _blank_guest(vconfig.LibvirtConfigGuest())
-    gpu_affinity._bind(guest, topology, node, 'strict', None)
+    guest.cpuset = gpu_affinity.usable_node_cpus(
+        topology, node, guest.cpuset, 'strict', None)
+    guest.numatune = vconfig.LibvirtConfigGuestNUMATune()
+    guest.numatune.memory = vconfig.LibvirtConfigGuestNUMATuneMemory()
+    guest.numatune.memory.mode = 'strict'
+    guest.numatune.memory.nodeset = [node]
     ours = _parse(guest.to_xml())
     root = _parse(base_xml)
     root.find('vcpu').set('cpuset', ours.find('vcpu').get('cpuset'))

@@ -3,21 +3,25 @@
 from oslo_config import cfg
 
 from nova_gpu_ext.conf import base
+from nova_gpu_ext.core import numa
+
+#: what each word of the NUMA rule (nova_gpu_ext.core.numa) does
+_DESCRIPTIONS = {
+    numa.REQUIRED: 'vCPUs and memory strictly on the GPU\'s NUMA node; '
+                   'refused at the scheduler where that cannot hold',
+    numa.SOCKET: 'on the GPU\'s node, else on another node of the same '
+                 'socket',
+    numa.PREFERRED: 'on the GPU\'s node when the guest fits there, '
+                    'otherwise anywhere (never refused)',
+    numa.LEGACY: 'no binding for guests without a NUMA topology, as '
+                 'upstream Nova',
+}
 
 ALL_OPTS = [
     cfg.StrOpt(
         'numa_affinity_policy',
-        default='preferred',
-        choices=[
-            ('required', 'vCPUs and memory strictly on the GPU\'s NUMA node; '
-                         'refused at the scheduler where that cannot hold'),
-            ('socket', 'on the GPU\'s node, else on another node of the '
-                       'same socket'),
-            ('preferred', 'on the GPU\'s node when the guest fits there, '
-                          'otherwise anywhere (never refused)'),
-            ('legacy', 'no binding for guests without a NUMA topology, as '
-                       'upstream Nova'),
-        ],
+        default=numa.DEFAULT,
+        choices=[(word, _DESCRIPTIONS[word]) for word in numa.WORDS],
         help="""
 NUMA affinity policy for GPU guests whose flavor does not set
 ``gpu:numa_affinity_policy``.

@@ -5,18 +5,10 @@ every output a decision that says why. The scheduler filter, the weigher,
 the driver and ``nova-gpu-ext explain`` all call these functions, so they
 cannot disagree.
 
-The policies are the words Nova uses for PCI devices
-(``hw:pci_numa_affinity_policy``), applied to every GPU kind (whole GPU, VF,
-mdev vGPU):
-
-* ``required``: the guest's vCPUs and memory on the GPU's NUMA node, bound
-  strictly; a GPU whose node is unknown or full is refused.
-* ``socket``: on the GPU's node if it fits, else on another node of the
-  GPU's socket; refused if neither fits or the socket is unknown.
-* ``preferred``: on the GPU's node if it fits (bound with libvirt's
-  ``preferred`` memory mode); otherwise anywhere, never refused.
-* ``legacy``: upstream Nova's behaviour for guests without a NUMA topology:
-  no binding at all.
+Which policy applies and which nodes it allows, in which order, is
+:mod:`nova_gpu_ext.core.numa` (the one NUMA rule); this module only says
+whether the guest *fits* on those nodes (free CPUs and memory, Nova's
+node-size rule), ranks the GPUs and picks render nodes.
 
 A guest that uses several physical GPUs is placed by its first GPU; the
 others are checked against the same node under ``required``/``socket``.
@@ -27,11 +19,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable, Optional, Sequence
 
-POLICIES = ('required', 'socket', 'preferred', 'legacy')
-DEFAULT_POLICY = 'preferred'
+from nova_gpu_ext.core import numa
 
-STRICT = 'strict'
-PREFERRED = 'preferred'
+#: kept for callers of the old names; the words live in core.numa
+DEFAULT_POLICY = numa.DEFAULT
+STRICT = numa.STRICT
+PREFERRED = numa.PREFERRED_MODE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +40,33 @@ class NodeCapacity:
     #: the node's CPUs a floating guest may run on (0: unknown); Nova's fit
     #: gives no cell more vCPUs than that, whatever the allocation ratio
     cpus: int = 0
+
+
+#: free capacity of a node whose size is unknown, where unknown must not
+#: refuse (the compute, which only refuses a guest larger than a node)
+UNBOUNDED = 1 << 30
+
+
+def node_capacity(node_id: int, socket: Optional[int], cpus: int,
+                  memory_mb: Optional[int], used_cpus: float = 0.0,
+                  used_memory_mb: int = 0, cpu_ratio: float = 1.0,
+                  ram_ratio: float = 1.0,
+                  unknown_fits: bool = False) -> NodeCapacity:
+    """One node's capacity: ``cpus`` (the node's CPUs a floating guest may
+    use) and ``memory_mb`` times the allocation ratios, less what is used.
+    The one formula of the scheduler (Nova's per-cell usage), the compute
+    (node sizes) and explain (``--used-*``, domain XML). ``unknown_fits``:
+    a size of 0/None is free without bound instead of full."""
+    total_cpus = cpus * cpu_ratio
+    total_memory = int((memory_mb or 0) * ram_ratio)
+    free_cpus = max(total_cpus - used_cpus, 0.0)
+    free_memory = max(total_memory - used_memory_mb, 0)
+    if unknown_fits and not cpus:
+        free_cpus = float(UNBOUNDED)
+    if unknown_fits and not memory_mb:
+        free_memory = UNBOUNDED
+    return NodeCapacity(node_id, socket, free_cpus, free_memory,
+                        int(total_cpus), total_memory, cpus)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +86,12 @@ class GuestNeeds:
     memory_mb: int
     policy: str = DEFAULT_POLICY
 
+    @classmethod
+    def without_numa_rule(cls, vcpus: int, memory_mb: int) -> 'GuestNeeds':
+        """A guest our NUMA rule leaves alone (Nova places its cells, or
+        only the sharing admission is asked)."""
+        return cls(vcpus, memory_mb, numa.NO_RULE)
+
 
 @dataclasses.dataclass(frozen=True)
 class NodeChoice:
@@ -82,24 +108,6 @@ class NodeChoice:
     @property
     def cross_numa(self) -> bool:
         return self.ok and not self.local
-
-
-def binding_mode(policy: str) -> str:
-    """libvirt's memory mode for a guest bound under ``policy``."""
-    return STRICT if policy in ('required', 'socket') else PREFERRED
-
-
-def effective_policy(gpu_policy: Optional[str], pci_policy: Optional[str],
-                     uses_pci_alias: bool, default: str) -> str:
-    """The policy for one guest: the flavor's ``gpu:numa_affinity_policy``,
-    else, for devices from a PCI alias, Nova's own
-    ``hw:pci_numa_affinity_policy`` (composed with, never overridden), else
-    the ``[gpu_ext]`` default."""
-    if gpu_policy in POLICIES:
-        return gpu_policy
-    if uses_pci_alias and pci_policy in POLICIES:
-        return pci_policy
-    return default if default in POLICIES else DEFAULT_POLICY
 
 
 def fits_node_size(vcpus: int, node_cpus: int) -> bool:
@@ -140,48 +148,49 @@ def _tightness(needs: GuestNeeds, node: NodeCapacity) -> float:
 
 def choose_node(needs: GuestNeeds, gpu: GPUSlot,
                 nodes: Sequence[NodeCapacity]) -> NodeChoice:
-    """The NUMA placement of a guest that gets a device from ``gpu``."""
-    policy = needs.policy if needs.policy in POLICIES else DEFAULT_POLICY
+    """The NUMA placement of a guest that gets a device from ``gpu``, on
+    the first node of :func:`numa.node_tiers` where it fits."""
+    policy = numa.word(needs.policy)
     by_id = {n.id: n for n in nodes}
-    if policy == 'legacy':
+    if not numa.applies(policy):
         return NodeChoice(gpu, True, None, None, False,
-                          'policy legacy: no NUMA binding (as upstream)')
+                          'policy %s: no NUMA binding (as upstream)' % policy)
+    tiers = numa.node_tiers(policy, gpu.numa_node, gpu.socket,
+                            {n.id: n.socket for n in nodes})
     if gpu.numa_node is None or gpu.numa_node not in by_id:
-        if policy in ('required', 'socket'):
+        if not tiers.anywhere:
             return NodeChoice(gpu, False, None, None, False,
-                              'GPU %s: NUMA node unknown, policy %s needs it'
-                              % (gpu.address, policy))
+                              'GPU %s: %s' % (gpu.address, tiers.reason))
         return NodeChoice(gpu, True, None, None, False,
                           'GPU %s: NUMA node unknown; not bound' %
                           gpu.address)
     home = by_id[gpu.numa_node]
     if _fits(needs, home):
         return NodeChoice(
-            gpu, True, home.id, binding_mode(policy), True,
+            gpu, True, home.id, numa.binding_mode(policy), True,
             'GPU %s on node %d; guest fits there' % (gpu.address, home.id),
             _tightness(needs, home))
     short = 'GPU %s on node %d: %s' % (
         gpu.address, home.id, _shortfall(needs, home))
-    if policy == 'required':
-        return NodeChoice(gpu, False, None, None, False, short)
-    if policy == 'socket':
-        socket = gpu.socket if gpu.socket is not None else home.socket
-        if socket is None:
-            return NodeChoice(gpu, False, None, None, False,
-                              short + '; socket unknown')
-        for node in sorted(nodes, key=lambda n: n.id):
-            if node.id != home.id and node.socket == socket and \
-                    _fits(needs, node):
+    if tiers.reason:
+        return NodeChoice(gpu, False, None, None, False,
+                          short + '; ' + tiers.reason)
+    if tiers.socket is not None:
+        for node_id in tiers.nodes[1:]:
+            node = by_id[node_id]
+            if _fits(needs, node):
                 return NodeChoice(
-                    gpu, True, node.id, STRICT, False,
+                    gpu, True, node.id, numa.binding_mode(policy), False,
                     short + '; node %d on the same socket %d fits' % (
-                        node.id, socket), _tightness(needs, node))
+                        node.id, tiers.socket), _tightness(needs, node))
         return NodeChoice(gpu, False, None, None, False,
                           short + '; no other node of socket %d fits' %
-                          socket)
+                          tiers.socket)
+    if not tiers.anywhere:
+        return NodeChoice(gpu, False, None, None, False, short)
     # preferred: never refused, but not bound where it does not fit.
     return NodeChoice(gpu, True, None, None, False,
-                      short + '; placed without NUMA binding (preferred)')
+                      short + '; placed without NUMA binding (%s)' % policy)
 
 
 def rank(needs: GuestNeeds, gpus: Iterable[GPUSlot],
@@ -214,6 +223,13 @@ def host_score(accepted: Sequence[NodeChoice],
         best.tightness if tightness else 0.0)
 
 
+def has_room(guests: int, limit: int) -> bool:
+    """Can a render node with ``guests`` guests take one more under
+    ``limit`` (``[gpu_ext] render_node_max_guests``, 0: no limit)? The one
+    rule of render-node room (scheduler, claim, driver, explain)."""
+    return not limit or guests < limit
+
+
 @dataclasses.dataclass(frozen=True)
 class RenderSlot:
     """A DRM render node and how many guests use it."""
@@ -223,6 +239,10 @@ class RenderSlot:
     numa_node: Optional[int]
     guests: int = 0
     limit: int = 0                  # 0: no limit
+
+    @property
+    def has_room(self) -> bool:
+        return has_room(self.guests, self.limit)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,7 +266,7 @@ def choose_render_node(render_nodes: Sequence[RenderSlot],
     ``legacy`` it gets the least-used render node if none is local.
     """
     by_id = {n.id: n for n in nodes}
-    usable = [r for r in render_nodes if not r.limit or r.guests < r.limit]
+    usable = [r for r in render_nodes if r.has_room]
     if not usable:
         return RenderChoice(False, None, None, 'every render node is at its '
                             'guest limit (%s)' % ', '.join(
@@ -266,7 +286,7 @@ def choose_render_node(render_nodes: Sequence[RenderSlot],
         return RenderChoice(True, best, best.numa_node,
                             '%s on node %s (%d guest(s) on it)' % (
                                 best.name, best.numa_node, best.guests))
-    if needs.policy in ('required', 'socket'):
+    if numa.render_local_only(needs.policy):
         listing = ', '.join('%s node %s %d/%s' % (
             r.name, r.numa_node, r.guests, r.limit or '-')
             for r in render_nodes)

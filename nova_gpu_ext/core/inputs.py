@@ -11,12 +11,10 @@ The rule: the operator's input (flavor extra specs, ``[gpu_ext]`` options)
 sets the bounds; a tenant's input (image properties, port attributes) may
 narrow what its guest gets, never widen it past those bounds.
 
-* NUMA affinity policy. The operator's bound is the flavor's
-  ``gpu:numa_affinity_policy``, else (devices from a PCI alias) the
-  flavor's ``hw:pci_numa_affinity_policy``, else the option default. An
-  image's ``hw_pci_numa_affinity_policy`` or a port's
-  ``numa_affinity_policy`` that is *stricter* (legacy < preferred < socket
-  < required) is applied; a looser one is ignored and reported.
+* NUMA affinity policy: :func:`nova_gpu_ext.core.numa.resolve` (the one
+  NUMA rule: the operator's bound from ``gpu:numa_affinity_policy`` and,
+  for devices from a PCI alias, Nova's ``hw:pci_numa_affinity_policy``;
+  image and port input may only tighten it).
 * Guest NUMA topology (``hw:numa_nodes`` / image ``hw_numa_nodes``). It
   changes where Nova puts the guest's cells, never whether the sharing
   admission, the render-node limit or the NUMA policy apply: a guest with
@@ -32,11 +30,9 @@ import dataclasses
 import math
 from typing import Callable, Iterable, Mapping, Optional
 
+from nova_gpu_ext.core import numa
 from nova_gpu_ext.core import spec as specs
 from nova_gpu_ext.core import affinity
-
-#: How strict each policy is; a tenant may only move up this scale.
-STRICTNESS = {'legacy': 0, 'preferred': 1, 'socket': 2, 'required': 3}
 
 #: Image properties that can change one of our decisions (see the admin
 #: guide's "Tenant input" page for what each does).
@@ -46,20 +42,7 @@ IMAGE_PROPERTIES = ('hw_pci_numa_affinity_policy', 'hw_numa_nodes',
 RENDER_VIDEO_MODEL = 'virtio'
 
 
-@dataclasses.dataclass(frozen=True)
-class Note:
-    """One piece of tenant input that was applied or ignored, and why."""
-
-    source: str         # 'image' or 'port <id>'
-    key: str
-    value: str
-    applied: bool
-    why: str
-
-    def __str__(self) -> str:
-        return '%s %s=%s %s: %s' % (
-            self.source, self.key, self.value,
-            'applied' if self.applied else 'ignored', self.why)
+Note = numa.Note
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +60,8 @@ class Resolved:
     #: the video model the driver sets (None: left as Nova built it)
     video_model: Optional[str] = None
     notes: tuple[Note, ...] = ()
+    #: flavor keys that do not apply to this guest (numa.Rule.remarks)
+    remarks: tuple[Note, ...] = ()
 
     @property
     def ignored(self) -> tuple[Note, ...]:
@@ -109,7 +94,7 @@ def _cells(value: object) -> int:
 def resolve(extra_specs: Mapping[str, str],
             image_properties: Optional[Mapping[str, object]] = None,
             port_policies: Iterable[tuple[str, str]] = (),
-            default_policy: str = affinity.DEFAULT_POLICY,
+            default_policy: str = numa.DEFAULT,
             on_error: Optional[Callable[[specs.InvalidExtraSpec],
                                         None]] = None,
             request: Optional[specs.GPURequest] = None) -> Resolved:
@@ -124,47 +109,15 @@ def resolve(extra_specs: Mapping[str, str],
     image = image_properties or {}
     if request is None:
         request = specs.parse(extra_specs, on_error=on_error)
-    notes = []
-
-    # The operator's bound.
-    pci_policy = extra_specs.get('hw:pci_numa_affinity_policy')
-    if request.numa_affinity_policy in STRICTNESS:
-        bound_source = 'flavor gpu:numa_affinity_policy'
-    elif request.pci_aliases and pci_policy in STRICTNESS:
-        bound_source = 'flavor hw:pci_numa_affinity_policy'
-    else:
-        bound_source = '[gpu_ext] numa_affinity_policy'
-    bound = affinity.effective_policy(
-        request.numa_affinity_policy, pci_policy, bool(request.pci_aliases),
+    notes: list[Note] = []
+    image_word = image.get('hw_pci_numa_affinity_policy')
+    rule = numa.resolve(
+        request.numa_affinity_policy,
+        extra_specs.get('hw:pci_numa_affinity_policy'),
+        bool(request.pci_aliases),
+        None if image_word is None else str(image_word), port_policies,
         default_policy)
-    policy, policy_source = bound, bound_source
-
-    # Tenant input: may only tighten.
-    wishes = []
-    if image.get('hw_pci_numa_affinity_policy') is not None:
-        wishes.append(('image', 'hw_pci_numa_affinity_policy',
-                       str(image['hw_pci_numa_affinity_policy'])))
-    for port, value in port_policies:
-        if value is not None:
-            wishes.append(('port %s' % port, 'numa_affinity_policy',
-                           str(value)))
-    for source, key, value in wishes:
-        if value not in STRICTNESS:
-            notes.append(Note(source, key, value, False,
-                              'not a NUMA affinity policy'))
-        elif STRICTNESS[value] > STRICTNESS[policy]:
-            notes.append(Note(source, key, value, True,
-                              'stricter than %s from %s' % (
-                                  policy, policy_source)))
-            policy, policy_source = value, '%s %s' % (source, key)
-        elif STRICTNESS[value] < STRICTNESS[bound]:
-            notes.append(Note(source, key, value, False,
-                              'looser than %s from %s, which tenant input '
-                              'cannot widen' % (bound, bound_source)))
-        elif STRICTNESS[value] < STRICTNESS[policy]:
-            notes.append(Note(source, key, value, False,
-                              'the stricter %s from %s applies' % (
-                                  policy, policy_source)))
+    notes.extend(rule.notes)
 
     cells = max(_cells(extra_specs.get('hw:numa_nodes')),
                 _cells(image.get('hw_numa_nodes')))
@@ -180,7 +133,8 @@ def resolve(extra_specs: Mapping[str, str],
                 'numa-local), which needs a %s video with 3D acceleration'
                 % RENDER_VIDEO_MODEL))
 
-    return Resolved(request=request, policy=policy,
-                    policy_source=policy_source, bound=bound,
-                    bound_source=bound_source, numa_cells=cells,
-                    video_model=video_model, notes=tuple(notes))
+    return Resolved(request=request, policy=rule.policy,
+                    policy_source=rule.source, bound=rule.bound,
+                    bound_source=rule.bound_source, numa_cells=cells,
+                    video_model=video_model, notes=tuple(notes),
+                    remarks=rule.remarks)

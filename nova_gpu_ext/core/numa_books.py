@@ -6,16 +6,13 @@ Layer rule: pure core. No Nova, no I/O, no CONF; values in, a decision
 Every GPU guest nova-gpu-ext places on a node is a NUMA guest in Nova's
 books: a guest without a NUMA topology of its own gets a one-cell topology
 (unless its policy is ``legacy``), and Nova's own fit
-(``numa_fit_instance_to_host``) places the cells. This module only says on
-which *subsets* of host nodes Nova's fit may be tried, in order, so that the
-cell holding the GPU is on the GPU's node:
-
-* ``required``: subsets that contain the node of every GPU of the guest;
-* ``socket``: subsets that contain the GPU's node, then subsets that
-  contain another node of the GPU's socket;
-* ``preferred``: subsets that contain the GPU's node, then anywhere;
-* ``legacy`` (and guests whose devices Nova's PCI NUMA policy places):
-  anywhere, as upstream.
+(``numa_fit_instance_to_host``) places the cells. On which *subsets* of host
+nodes Nova's fit may be tried, in order, so that the cell holding the GPU is
+on the GPU's node, is the NUMA rule's (:func:`numa.steer`,
+:func:`numa.steer_any`, :func:`numa.steer_render` in
+:mod:`nova_gpu_ext.core.numa`, re-exported here for the books' callers);
+this module keeps the books' other facts: which PCI requests ask for a GPU,
+which render nodes have room, which nodes are overcommitted.
 
 The adapter (``nova_gpu_ext.nova_glue.numa_fit``) runs Nova's fit on each
 subset in turn, at the scheduler and at the compute claim, so both decide
@@ -25,77 +22,42 @@ alike.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from typing import Mapping, Optional, Sequence
 
 from nova_gpu_ext.core import affinity
+from nova_gpu_ext.core import numa
 
 
-@dataclasses.dataclass(frozen=True)
-class Steering:
-    """Host-node subsets to fit the guest's cells on, best first."""
-
-    subsets: tuple[tuple[int, ...], ...]
-    #: after the subsets, may the cells go anywhere (Nova's own choice)?
-    anywhere: bool
-    reason: str
-
-    @property
-    def refuses_everything(self) -> bool:
-        return not self.subsets and not self.anywhere
+Steering = numa.Steering
+ANYWHERE = numa.ANYWHERE
+steer = numa.steer
+steer_any = numa.steer_any
+steer_render = numa.steer_render
+wants_one_cell = numa.wants_one_cell
+refuse_without_cell = numa.refuse_without_cell
 
 
-ANYWHERE = Steering((), True, 'no GPU NUMA constraint (Nova chooses)')
-
-
-def steer(policy: str, cells: int, node_ids: Sequence[int],
-          sockets: Mapping[int, Optional[int]],
-          gpu_nodes: Sequence[Optional[int]]) -> Steering:
-    """Where a guest with ``cells`` NUMA cells using GPUs on ``gpu_nodes``
-    (first GPU first) may have its cells, under ``policy``."""
-    policy = policy if policy in affinity.POLICIES else \
-        affinity.DEFAULT_POLICY
-    if policy == 'legacy' or not gpu_nodes:
-        return ANYWHERE
-    first = gpu_nodes[0]
-    ids = sorted(set(node_ids))
-    if first is None or first not in ids:
-        if policy in ('required', 'socket'):
-            return Steering((), False, 'GPU NUMA node unknown; policy %s '
-                            'needs it' % policy)
-        return Steering((), True, 'GPU NUMA node unknown (preferred)')
-    needed = {first}
-    if policy == 'required':
-        needed |= {n for n in gpu_nodes if n is not None}
-    combos = list(itertools.combinations(ids, max(1, cells)))
-    home = tuple(c for c in combos if needed <= set(c))
-    what = 'node %s' % ','.join(str(n) for n in sorted(needed))
-    if policy == 'required':
-        return Steering(home, False, 'cells on %s (required)' % what)
-    if policy == 'socket':
-        socket = sockets.get(first)
-        if socket is None:
-            return Steering(home, False, 'cells on %s; socket unknown '
-                            '(socket)' % what)
-        same = tuple(c for c in combos if c not in home and any(
-            sockets.get(n) == socket for n in c))
-        return Steering(home + same, False, 'cells on %s, else on socket '
-                        '%s (socket)' % (what, socket))
-    return Steering(home, True, 'cells on %s if they fit, else anywhere '
-                    '(preferred)' % what)
+def gpu_nodes(gpus: Sequence[tuple[str, str, Optional[int]]],
+              pci_specs: Sequence[Mapping[str, object]]
+              ) -> Optional[list[Optional[int]]]:
+    """The NUMA nodes of the host GPUs a guest's PCI request specs (Nova's
+    ``InstancePCIRequest.spec`` dicts) may get, in ``gpus`` order, or None
+    when no spec asks for a host GPU (a NIC or licence alias). ``gpus``:
+    ``(vendor, product, node)`` as 4-digit hex, one per device id a GPU
+    offers (a PF's VFs have their own)."""
+    wanted = {(str(spec.get('vendor_id', '')).lower(),
+               str(spec.get('product_id', '')).lower())
+              for spec in pci_specs}
+    nodes = [node for vendor, product, node in gpus
+             if (vendor, product) in wanted]
+    return nodes or None
 
 
 def wants_gpu_device(gpus: "set[tuple[str, str]]",
                      pci_specs: Sequence[Mapping[str, object]]) -> bool:
-    """Does one of a guest's PCI request specs (Nova's ``InstancePCIRequest
-    .spec`` dicts) ask for a host GPU? ``gpus``: the host GPUs' ``(vendor,
-    product)`` as 4-digit hex. A NIC or licence alias does not."""
-    for spec in pci_specs:
-        key = (str(spec.get('vendor_id', '')).lower(),
-               str(spec.get('product_id', '')).lower())
-        if key in gpus:
-            return True
-    return False
+    """Does one of a guest's PCI request specs ask for a host GPU?
+    ``gpus``: the host GPUs' ``(vendor, product)`` as 4-digit hex."""
+    return gpu_nodes([(v, p, None) for v, p in gpus], pci_specs) is not None
 
 
 def render_nodes_with_room(slots: Sequence[tuple[str, Optional[int], int,
@@ -105,59 +67,12 @@ def render_nodes_with_room(slots: Sequence[tuple[str, Optional[int], int,
     guests, limit)`` of the present render nodes (``limit`` 0: none)."""
     usable = sorted((guests, name, node) for name, node, guests, limit
                     in slots if node is not None and
-                    (not limit or guests < limit))
+                    affinity.has_room(guests, limit))
     out: list[int] = []
     for _guests, _name, node in usable:
         if node not in out:
             out.append(node)
     return out
-
-
-def steer_render(policy: str, cells: int, node_ids: Sequence[int],
-                 sockets: Mapping[int, Optional[int]],
-                 render_nodes: Sequence[int]) -> Steering:
-    """Where a render-node guest (virgl, no GPU device) may have its cells:
-    like :func:`steer` with the GPU's node replaced by any node in
-    ``render_nodes`` (:func:`render_nodes_with_room`, best first). Without
-    a render node with room, ``required``/``socket`` refuse and
-    ``preferred`` lets Nova choose (the driver then takes a remote render
-    node, as before)."""
-    policy = policy if policy in affinity.POLICIES else \
-        affinity.DEFAULT_POLICY
-    if policy == 'legacy':
-        return ANYWHERE
-    if not render_nodes:
-        return Steering((), policy == 'preferred', 'no render node has room '
-                        '(%s)' % policy)
-    home: list[tuple[int, ...]] = []
-    near: list[tuple[int, ...]] = []
-    for node in render_nodes:
-        for subset in steer('required', cells, node_ids, sockets,
-                            [node]).subsets:
-            if subset not in home:
-                home.append(subset)
-        if policy == 'socket':
-            near += [s for s in steer('socket', cells, node_ids, sockets,
-                                      [node]).subsets if s not in near]
-    subsets = tuple(home + [s for s in near if s not in home])
-    what = 'a render node\'s node (%s)' % ','.join(map(str, render_nodes))
-    if policy == 'preferred':
-        return Steering(subsets, True, 'cells on %s if they fit, else '
-                        'anywhere (preferred)' % what)
-    return Steering(subsets, False, 'cells on %s%s (%s)' % (
-        what, ', else on its socket' if policy == 'socket' else '', policy))
-
-
-def wants_one_cell(policy: str, wants_devices: bool,
-                   has_topology: bool) -> bool:
-    """Does a GPU guest without a NUMA topology get a one-cell topology?"""
-    return wants_devices and not has_topology and policy != 'legacy'
-
-
-def refuse_without_cell(policy: str) -> bool:
-    """A one-cell guest whose cell fits nowhere allowed: refused (True) or
-    run without NUMA binding (``preferred``)?"""
-    return policy in ('required', 'socket')
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,9 +13,11 @@ import dataclasses
 import re
 from typing import Any, Callable, Iterable, Mapping, Optional
 
+from nova_gpu_ext.core import numa
+
 PREFIX = 'gpu:'
 
-NUMA_POLICIES = ('required', 'socket', 'preferred', 'legacy')
+NUMA_POLICIES = numa.WORDS
 RENDER_NODE_MODES = ('numa-local', 'none')
 DISPLAY_MODES = ('egl-headless', 'none')
 #: values refused with a reason (the API answers 400 with it)

@@ -12,14 +12,12 @@ rolling upgrade the scheduler reads summaries of computes older or newer
 than itself, and a bad one must never crash it nor make it refuse a good
 host. Decoding folds in the compatibility rules:
 
-* keys a version did not publish stay *unknown*, never made up: no
-  ``render_nodes`` is ``None`` (unknown), not "none"; only ``nodes`` and
-  ``gpus`` default to empty (no ``nodes``, or a GPU or render node without
-  ``node``, also marks the summary partial: unknown is not "none");
+* keys a version did not publish stay *unknown* (``None``), never made up;
+  only ``nodes`` and ``gpus`` default to empty (no ``nodes``, or a GPU or
+  render node without ``node``, marks the summary partial);
 * an entry of the wrong shape is dropped, a field of the wrong type
   removed, and the summary marked :attr:`HostSummary.partial` (the
-  reasons): the scheduler then lets the compute decide, as for a host
-  whose GPU providers are not published yet;
+  reasons): the scheduler then lets the compute decide;
 * keys a newer compute adds are ignored.
 """
 
@@ -32,8 +30,7 @@ from typing import Any, Callable, Mapping, Optional
 
 from nova_gpu_ext.core import address_space
 
-#: the version this code publishes (``v``); older computes published 1 or
-#: nothing, newer ones are read by the rules above
+#: the version this code publishes (``v``); older: 1 or nothing
 VERSION = 1
 #: key of the summary in the compute node's ``stats``
 STATS_KEY = 'gpu_ext'
@@ -74,8 +71,8 @@ class GPUSummary:
     used: Optional[int] = None
     type: Optional[str] = None
     min_share: Optional[float] = None
-    #: bytes of 64-bit window the device takes (large-BAR guests)
-    bar64: Optional[int] = None
+    bar64: Optional[int] = None  # bytes of 64-bit window it takes
+    vf_device: Optional[str] = None  # its VFs' device id (PCI aliases)
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -110,15 +107,10 @@ class RenderNodeSummary:
 
 @dataclasses.dataclass(frozen=True)
 class HostSummary:
-    """A host's published GPU facts (see the module docstring).
-
-    ``render_nodes`` None: not published (unknown), not "none"; ``gl``
-    None: GL support unknown (the compute checks); ``partial``: why facts
-    were dropped (the scheduler lets the compute decide), else None;
-    ``problems``: each problem found while decoding. ``address_limits``
-    (published as ``addr``): the host's CPU address bits, IOMMU address
-    bits and 1 GiB pages, each None when unknown; None when not published.
-    """
+    """A host's published GPU facts (see the module docstring). None is
+    unknown: ``render_nodes``, ``gl`` (the compute checks), and
+    ``address_limits`` (``addr``: CPU and IOMMU address bits, 1 GiB pages);
+    ``partial``: why facts were dropped; ``problems``: each one found."""
 
     version: Optional[int] = VERSION
     nodes: tuple[NodeSummary, ...] = ()
@@ -148,9 +140,16 @@ class HostSummary:
         return {rp: g for g in self.gpus for rp in g.providers}
 
     @functools.cached_property
-    def device_ids(self) -> frozenset[tuple[Optional[str], Optional[str]]]:
-        """``(vendor, device)`` of every published GPU."""
-        return frozenset((g.vendor, g.device) for g in self.gpus)
+    def device_nodes(self) -> tuple[tuple[Optional[str], Optional[str],
+                                          Optional[int]], ...]:
+        """``(vendor, device, node)`` of every published GPU, and of its
+        VFs' device id (``vf_device``): what a PCI alias may name."""
+        out = []
+        for g in self.gpus:
+            out.append((g.vendor, g.device, g.node))
+            if g.vf_device:
+                out.append((g.vendor, g.vf_device, g.node))
+        return tuple(out)
 
     @functools.cached_property
     def node_sockets(self) -> Mapping[int, Optional[int]]:
@@ -325,7 +324,7 @@ _GPU: tuple[tuple[str, _Check], dict[str, _Check]] = (
      'vfs': _count, 'mdevs': _count, 'mdev_types': _mdev_types,
      'mdevs_by_type': _by_type, 'mig_types': _strings, 'vf_rps': _strings,
      'pf': _str, 'render': _str, 'type': _str, 'min_share': _share,
-     'bar64': _count})
+     'bar64': _count, 'vf_device': _str})
 _RENDER: tuple[tuple[str, _Check], dict[str, _Check]] = (
     ('name', _str),
     {'path': _str, 'node': _int_or_none, 'guests': _count,

@@ -6,6 +6,7 @@ its keys and versions, is :mod:`nova_gpu_ext.core.summary`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -62,6 +63,18 @@ def gpu_from_model(gpu: model.GPU) -> GPUSummary:
                       device='%04x' % gpu.device_id, **fields)
 
 
+def _with_vf_device(topology: model.HostTopology, entry: GPUSummary,
+                    gpu: model.GPU) -> GPUSummary:
+    # A PCI alias may name the VFs' device id, not the PF's: the scheduler
+    # tells it is one of the host's GPUs by it (numa_books.gpu_nodes).
+    for vf in gpu.vfs[:1]:
+        function = topology.gpu(vf)
+        if function is not None:
+            return dataclasses.replace(
+                entry, vf_device='%04x' % function.device_id)
+    return entry
+
+
 def from_topology(topology: model.HostTopology) -> HostSummary:
     """The host's summary from its discovered topology."""
     return HostSummary(
@@ -70,7 +83,8 @@ def from_topology(topology: model.HostTopology) -> HostSummary:
                     for n in topology.numa_nodes),
         # VFs are summarised on their PF (count), not listed one by one:
         # a host can have hundreds and stats travel on every update.
-        gpus=tuple(gpu_from_model(g) for g in topology.gpus
+        gpus=tuple(_with_vf_device(topology, gpu_from_model(g), g)
+                   for g in topology.gpus
                    if g.kind is not model.GPUKind.VF),
         render_nodes=tuple(RenderNodeSummary(
             r.name, r.path, r.numa_node,

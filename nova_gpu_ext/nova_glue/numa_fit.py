@@ -2,7 +2,7 @@
 
 Layer rule: adapter shared by ``scheduler/`` and ``virt/``. It only calls
 Nova's own NUMA machinery, with the host-node subsets the pure core
-(:mod:`nova_gpu_ext.core.numa_books`) allows:
+(:mod:`nova_gpu_ext.core.numa`) allows:
 
 * :func:`one_cell_topology`: the ``InstanceNUMATopology`` Nova builds for
   the flavor plus ``hw:numa_nodes=1`` (``hardware.numa_get_constraints``),
@@ -21,8 +21,6 @@ tests/unit/test_numa_books.py.
 
 from nova import objects
 from nova.virt import hardware
-
-from nova_gpu_ext.core import numa_books
 
 
 def one_cell_topology(flavor, image_meta):
@@ -67,10 +65,3 @@ def fit(host_topology, requested, steering, limits=None, pci_requests=None,
         if fitted:
             return fitted
     return None
-
-
-def steering_for(policy, requested, host_nodes, gpu_nodes):
-    """:func:`numa_books.steer` for a requested topology on a host whose
-    nodes are ``host_nodes`` ({id: socket})."""
-    return numa_books.steer(policy, len(requested.cells), list(host_nodes),
-                            host_nodes, gpu_nodes)

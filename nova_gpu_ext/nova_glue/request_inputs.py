@@ -9,9 +9,33 @@ same objects; both turn them into plain values here and hand them to the pure
 """
 
 from nova_gpu_ext.core import inputs
+from nova_gpu_ext.core import spec
 
 #: InstancePCIRequest.source of a request that comes from a neutron port
 NEUTRON_PORT = 1
+
+#: the attribute (not a field: never saved) a parsed request is kept in
+_PARSED = '_gpu_ext_parsed_request'
+
+
+def flavor_request(holder, flavor, on_error=None):
+    """The ``gpu:`` request of ``flavor``, parsed once per call chain: kept
+    on ``holder`` (the instance being built, moved or rebooted) with the
+    extra specs it was parsed from, so that the claim, the guest config and
+    the boot telemetry of one build share one parse, and a resize's new
+    flavor is parsed anew."""
+    extra = dict(getattr(flavor, 'extra_specs', None) or {}) \
+        if flavor is not None else {}
+    key = tuple(sorted(extra.items()))
+    cached = getattr(holder, _PARSED, None)
+    if isinstance(cached, tuple) and cached[0] == key:
+        return cached[1]
+    request = spec.parse(extra, on_error=on_error)
+    try:
+        setattr(holder, _PARSED, (key, request))
+    except Exception:       # an object that takes no attributes: no cache
+        pass
+    return request
 
 
 def field(obj, name, default=None):

@@ -119,8 +119,8 @@ class GPUPlacementFilter(filters.BaseHostFilter,
             # Nova's NUMA fitting places the cells of a guest with a NUMA
             # topology (steered to the GPU's node by numa_candidates);
             # sharing admission and pack/spread still apply.
-            needs = affinity.GuestNeeds(flavor.vcpus, flavor.memory_mb,
-                                        'legacy')
+            needs = affinity.GuestNeeds.without_numa_rule(
+                flavor.vcpus, flavor.memory_mb)
         else:
             needs = effective.needs(flavor.vcpus, flavor.memory_mb)
         nodes = sched_request.node_capacities(host_state, summary)

@@ -26,6 +26,7 @@ a GPU from a PCI alias by Nova's own PCI NUMA policy inside the fit.
 from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
+from nova_gpu_ext.core import numa
 from nova_gpu_ext.nova_glue import numa_fit
 from nova_gpu_ext.nova_glue import request_inputs
 from nova_gpu_ext.core import numa_books
@@ -37,13 +38,14 @@ CONF = gpu_conf.CONF
 ATTRIBUTE = 'gpu_ext_numa_fit'
 
 
-def pci_gpu(spec_obj, summary):
-    """Does a PCI request of the guest ask for a GPU this host published
-    (:func:`numa_books.wants_gpu_device`, the claim's rule)?"""
-    gpus = summary.device_ids
+def pci_gpu_nodes(spec_obj, summary):
+    """NUMA nodes of the host GPUs a PCI request of the guest names, or
+    None when it names none (:func:`numa_books.gpu_nodes`, the claim's
+    rule): a NIC or licence alias does not make a GPU guest."""
+    gpus = summary.device_nodes
     requests = getattr(getattr(spec_obj, 'pci_requests', None), 'requests',
                        None) or ()
-    return numa_books.wants_gpu_device(
+    return numa_books.gpu_nodes(
         gpus, [s for r in requests for s in (r.spec or ())])
 
 
@@ -54,19 +56,34 @@ def _render_nodes(summary):
          for r in summary.render_nodes or () if r.usable])
 
 
-def requested_topology(spec_obj, request, policy, pci):
+def allocates_gpu(request, candidates, by_provider):
+    """Does a candidate take one of the flavor's ``resources:CUSTOM_*``
+    classes from a physical GPU's provider (a whole GPU reported in
+    placement with its own class)? The claim's rule
+    (``numa_claim.allocated_gpu_nodes``)."""
+    classes = {name for name, _count in request.custom_resources}
+    return bool(classes) and any(
+        rp in by_provider and classes & set(alloc.get('resources') or {})
+        for candidate in candidates or ()
+        for rp, alloc in candidate.get('allocations', {}).items())
+
+
+def requested_topology(spec_obj, request, policy, pci, allocated=False):
     """(topology to fit, synthetic?) for this request on this host, or
     (None, False) when the claim leaves the guest to upstream. ``pci``:
-    :func:`pci_gpu` of the request on this host."""
+    does a PCI request name a GPU of this host (:func:`pci_gpu_nodes`)?
+    ``allocated``: :func:`allocates_gpu`."""
     own = getattr(spec_obj, 'numa_topology', None)
-    gpu = bool(request.vgpus) or (bool(request.pci_aliases) and pci)
+    gpu = bool(request.vgpus) or (bool(request.pci_aliases) and pci) or \
+        allocated
     if not (gpu or request.wants_render_node):
         return None, False
     if own is not None:
-        if not (request.vgpus or (request.wants_render_node and not gpu)):
+        if not (request.vgpus or allocated or
+                (request.wants_render_node and not gpu)):
             return None, False      # Nova's own fit and PCI policy decide
         return own, False
-    if not numa_books.wants_one_cell(policy, True, False):
+    if not numa.wants_one_cell(policy, True, False):
         return None, False
     return numa_fit.one_cell_topology(
         spec_obj.flavor, request_inputs.field(spec_obj, 'image')), True
@@ -79,11 +96,16 @@ def filter_candidates(host_filter, host_state, spec_obj, request, policy,
     host_topology = getattr(host_state, 'numa_topology', None)
     if not host_topology:
         return True
-    pci = pci_gpu(spec_obj, summary)
-    requested, synthetic = requested_topology(spec_obj, request, policy, pci)
+    pci_nodes = pci_gpu_nodes(spec_obj, summary)
+    pci = pci_nodes is not None
+    by_provider = summary.by_provider
+    allocated = allocates_gpu(request, host_state.allocation_candidates,
+                              by_provider)
+    requested, synthetic = requested_topology(spec_obj, request, policy, pci,
+                                              allocated)
     if not requested:
         return True
-    if request.vgpus and not summary.by_provider:
+    if request.vgpus and not by_provider:
         return True     # no provider map yet: the compute enforces it
     nodes = dict(summary.node_sockets) or \
         {c.id: None for c in host_topology.cells}
@@ -92,10 +114,11 @@ def filter_candidates(host_filter, host_state, spec_obj, request, policy,
     pci_requests = getattr(getattr(spec_obj, 'pci_requests', None),
                            'requests', None)
     render = None
-    if not request.vgpus and request.wants_render_node and not pci:
-        render = numa_books.steer_render(policy, len(requested.cells),
-                                         list(nodes), nodes,
-                                         _render_nodes(summary))
+    if not request.vgpus and request.wants_render_node and not pci and \
+            not allocated:
+        render = numa.steer_render(policy, len(requested.cells),
+                                   list(nodes), nodes,
+                                   _render_nodes(summary))
     cache = {}
 
     def steering_of(candidate):
@@ -103,8 +126,15 @@ def filter_candidates(host_filter, host_state, spec_obj, request, policy,
             return ('render',), render
         gpu_nodes = tuple(g.node for g in summary.gpus_of(
             candidate.get('allocations', {})))
-        return gpu_nodes, numa_fit.steering_for(policy, requested, nodes,
-                                                gpu_nodes)
+        cells = len(requested.cells)
+        if gpu_nodes or allocated or not pci or not synthetic:
+            return gpu_nodes, numa.steer(policy, cells, list(nodes), nodes,
+                                         gpu_nodes)
+        # A GPU from a PCI alias: Nova's PCI claim picks the device in the
+        # fit; the cells go where the rule allows for any of them (the
+        # claim's steering, numa_claim.plan).
+        return ('pci',), numa.steer_any(policy, cells, list(nodes), nodes,
+                                        pci_nodes)
 
     def verdict(candidate):
         gpu_nodes, steering = steering_of(candidate)
@@ -112,18 +142,17 @@ def filter_candidates(host_filter, host_state, spec_obj, request, policy,
         # PCI in placement: the fit depends on the candidate's mapping.
         key = (gpu_nodes, id(candidate) if pci_requests else None)
         if key not in cache:
-            local = numa_books.Steering(steering.subsets, False,
-                                        steering.reason)
+            local = numa.Steering(steering.subsets, False, steering.reason)
             fitted = numa_fit.fit(host_topology, requested, local, limits,
                                   pci_requests, host_state.pci_stats,
                                   mappings)
             is_local = fitted is not None and bool(steering.subsets)
             if fitted is None and steering.anywhere:
                 fitted = numa_fit.fit(
-                    host_topology, requested, numa_books.ANYWHERE, limits,
+                    host_topology, requested, numa.ANYWHERE, limits,
                     pci_requests, host_state.pci_stats, mappings)
             keep = fitted is not None or (
-                synthetic and not numa_books.refuse_without_cell(policy))
+                synthetic and not numa.refuse_without_cell(policy))
             if not keep:
                 reasons.append('no NUMA cell of the guest fits on %s (%s)' % (
                     'a render node\'s node' if render is not None else

@@ -164,21 +164,11 @@ def node_capacities(host_state, summary):
     for cell in cells:
         # The guests sized here float over the shared CPUs (``cpuset``);
         # pinned guests' CPUs (``pcpuset``) are not theirs.
-        cpus = len(cell.cpuset) * ratio
-        used_cpus = cell.cpu_usage
-        memory = int(cell.memory * ram_ratio)
-        out.append(affinity.NodeCapacity(
-            id=cell.id, socket=sockets.get(cell.id),
-            free_cpus=cpus - used_cpus,
-            free_memory_mb=memory - cell.memory_usage,
-            total_cpus=int(cpus), total_memory_mb=memory,
-            cpus=len(cell.cpuset)))
+        out.append(affinity.node_capacity(
+            cell.id, sockets.get(cell.id), len(cell.cpuset), cell.memory,
+            cell.cpu_usage, cell.memory_usage, ratio, ram_ratio))
     if not out:
         for node in summary.nodes:
-            out.append(affinity.NodeCapacity(
-                id=node.id, socket=node.socket,
-                free_cpus=node.cpus or 0,
-                free_memory_mb=node.mem_mb or 0,
-                total_cpus=node.cpus or 0,
-                total_memory_mb=node.mem_mb or 0))
+            out.append(affinity.node_capacity(
+                node.id, node.socket, node.cpus or 0, node.mem_mb))
     return out

@@ -23,6 +23,7 @@ import unittest  # noqa: E402
 
 from lxml import etree  # noqa: E402
 
+from nova_gpu_ext import model  # noqa: E402
 from nova_gpu_ext.sim import harness  # noqa: E402
 from nova_gpu_ext.sim import samplehost  # noqa: E402
 from nova_gpu_ext.virt import guest_config  # noqa: E402
@@ -81,9 +82,8 @@ def guest_devices(xml):
                                     else '?'))
         elif hostdev.get('type') == 'pci':
             addr = hostdev.find('./source/address')
-            out.append('pci %04x:%02x:%02x.%x' % tuple(
-                int(addr.get(k), 16)
-                for k in ('domain', 'bus', 'slot', 'function')))
+            out.append('pci %s' % model.PCIAddress.from_fields(*(
+                addr.get(k) for k in ('domain', 'bus', 'slot', 'function'))))
     for gl in root.iterfind('./devices/graphics/gl'):
         if gl.get('rendernode'):
             out.append(gl.get('rendernode'))

@@ -25,6 +25,7 @@ SR-IOV vGPU): once it has one, every type it offers shows 0.
 
 import dataclasses
 
+from nova_gpu_ext import model
 from nova_gpu_ext.sim import fake_libvirt
 from nova_gpu_ext.sim import fake_sysfs
 
@@ -97,7 +98,7 @@ class Function:
 
     @property
     def libvirt_name(self):
-        return 'pci_' + self.address.replace(':', '_').replace('.', '_')
+        return model.PCIAddress.parse(self.address).libvirt_name
 
     @property
     def bdf(self):

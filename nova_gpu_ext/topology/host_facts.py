@@ -75,7 +75,7 @@ def provider_names(gpu, nodename):
     (``pci_placement_translator``: ``0000:3B:00.0``).
     """
     return ('%s_%s' % (nodename, gpu.address.libvirt_name),
-            '%s_%s' % (nodename, str(gpu.address).upper()))
+            '%s_%s' % (nodename, gpu.address.upper))
 
 
 def provider_traits(topology, nodename):
@@ -101,7 +101,7 @@ def provider_traits(topology, nodename):
         if topology.gpu(entry.address) is None and health.traits(entry):
             address = model.PCIAddress.parse(entry.address)
             for name in ('%s_%s' % (nodename, address.libvirt_name),
-                         '%s_%s' % (nodename, str(address).upper())):
+                         '%s_%s' % (nodename, address.upper)):
                 out[name] = health.traits(entry)
     return out
 

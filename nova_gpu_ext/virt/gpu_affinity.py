@@ -25,6 +25,7 @@ from nova.virt.libvirt import config as vconfig
 from oslo_log import log as logging
 from lxml import etree
 
+from nova_gpu_ext.core import numa
 from nova_gpu_ext import model
 from nova_gpu_ext.core import affinity
 from nova_gpu_ext.virt import guest_devices
@@ -33,8 +34,6 @@ from nova_gpu_ext.virt import operations
 from nova_gpu_ext.virt import xmlconfig
 
 LOG = logging.getLogger(__name__)
-
-UNBOUNDED = 1 << 30
 
 
 #: raised when a GPU placement rule cannot hold on a new claim
@@ -45,10 +44,9 @@ def node_capacities(topology):
     """Each node's size. The scheduler checked what is free (it knows the
     usage); the compute only refuses a guest larger than a whole node, so
     both sides agree on guests that can never fit a node."""
-    return [affinity.NodeCapacity(
-        n.id, n.socket, len(n.cpus) or UNBOUNDED,
-        n.memory_mb or UNBOUNDED, len(n.cpus), n.memory_mb or 0,
-        len(n.cpus)) for n in topology.numa_nodes]
+    return [affinity.node_capacity(n.id, n.socket, len(n.cpus), n.memory_mb,
+                                   unknown_fits=True)
+            for n in topology.numa_nodes]
 
 
 def usable_node_cpus(topology, node_id, allowed, mode, instance):
@@ -60,7 +58,7 @@ def usable_node_cpus(topology, node_id, allowed, mode, instance):
     if allowed:
         cpus &= set(allowed)
     if not cpus:
-        if mode == affinity.STRICT:
+        if mode == numa.STRICT:
             operations.admit(instance, 'none of the CPUs Nova may use for '
                              'this guest is on NUMA node %d' % node_id)
         LOG.warning('No usable CPU on NUMA node %d; guest not bound',
@@ -123,14 +121,14 @@ class RenderNodeTracker:
                              if n == name and u != instance_uuid)
                 slot = affinity.RenderSlot(render.name, render.path,
                                            render.numa_node, others, limit)
-                over = bool(limit) and others + 1 > limit
+                over = not affinity.has_room(others, limit)
                 return affinity.RenderChoice(
                     not over, slot, render.numa_node,
                     'render node %s kept (%d guest(s) with it, limit %s)' % (
                         name, others + 1, limit or 'none'))
         choice = self.claim(instance_uuid, topology, needs, 0,
                             only_node=only_node)
-        if choice.ok and limit and choice.render.guests + 1 > limit:
+        if choice.ok and not affinity.has_room(choice.render.guests, limit):
             return dataclasses.replace(choice, ok=False, reason=(
                 'render node %s has %d guest(s) with this one, limit %d' % (
                     choice.render.name, choice.render.guests + 1, limit)))
@@ -203,15 +201,19 @@ def apply(driver, guest, instance, request, topology, policy,
     if gpus:
         first = topology.gpu(gpus[0])
         slot = affinity.GPUSlot(gpus[0], first.numa_node, first.socket)
+        # The claim fits a one-cell topology for every GPU it can see
+        # (numa_claim.plan: a vGPU, a PCI alias of a host GPU, a
+        # resources:CUSTOM_* class on a GPU's provider).
+        claimed = request.wants_devices
         if cells:
             _check_cells(first, cells, topology, policy, instance)
             changes.extend(expose_device_locality(guest, topology, instance,
                                                   driver))
-        elif policy == 'preferred':
+        elif claimed and numa.applies(policy) and not numa.refuses(policy):
             # Nova's claim gave the guest no cell (numa_claim): no node
             # had room for it; an unbound guest is not in anyone's books.
             changes.append('numa: not bound (no NUMA node had room for the '
-                           'guest as one cell; policy preferred)')
+                           'guest as one cell; policy %s)' % policy)
         else:
             # No cell from Nova's claim: policy legacy (upstream's
             # behaviour), or a guest the claim did not steer. The rule is
@@ -223,7 +225,8 @@ def apply(driver, guest, instance, request, topology, policy,
                 operations.admit(instance, choice.reason)
             for other in gpus[1:]:
                 gpu = topology.gpu(other)
-                if policy == 'required' and choice.node is not None and \
+                if numa.every_gpu_on_one_node(policy) and \
+                        choice.node is not None and \
                         gpu.numa_node != choice.node:
                     operations.admit(instance, 'GPU %s is on node %s, not on '
                                      'node %d with GPU %s' % (
@@ -253,17 +256,16 @@ def expose_device_locality(guest, topology, instance, driver):
 
 
 def _check_cells(gpu, cells, topology, policy, instance):
-    if policy in ('legacy',) or gpu.numa_node is None and \
-            policy == 'preferred':
-        return
-    if gpu.numa_node in cells:
-        return
-    if policy == 'socket' and gpu.socket is not None and any(
-            topology.socket_of(c) == gpu.socket for c in cells):
+    """Nova placed the guest's cells (the claim): do they keep the rule
+    (:func:`numa.check_cells`)?"""
+    kept, refuse = numa.check_cells(
+        policy, gpu.numa_node, gpu.socket, cells,
+        {n.id: n.socket for n in topology.numa_nodes})
+    if kept:
         return
     reason = ('GPU %s is on NUMA node %s but the guest\'s cells are on %s' %
               (gpu.address, gpu.numa_node, cells))
-    if policy in ('required', 'socket'):
+    if refuse:
         operations.admit(instance, reason + ' (policy %s)' % policy)
         return
     LOG.warning('%s (policy %s: accepted)', reason, policy,
@@ -343,7 +345,7 @@ def rewrite_migration_xml(xml, decision):
         memory = tune.find('./memory')
         if memory is None:
             memory = etree.SubElement(tune, 'memory')
-        memory.set('mode', decision.get('numa_mode') or affinity.STRICT)
+        memory.set('mode', decision.get('numa_mode') or numa.STRICT)
         memory.set('nodeset', node)
     return etree.tostring(root, encoding='unicode')
 

@@ -39,9 +39,8 @@ def changes_of(driver, instance_uuid):
 
 def gpu_request(instance):
     """The flavor's ``gpu:`` request; bad entries are logged, ignored."""
-    flavor = instance.flavor
-    return specs.parse(
-        flavor.extra_specs if flavor else {},
+    return request_inputs.flavor_request(
+        instance, instance.flavor,
         on_error=lambda exc: LOG.warning(
             'Ignoring invalid flavor extra spec: %s', exc,
             instance=instance))

@@ -10,21 +10,20 @@ from nova.virt.libvirt import config as vconfig
 from nova.virt.libvirt import utils as libvirt_utils
 from oslo_log import log as logging
 
+from nova_gpu_ext import model
+
 LOG = logging.getLogger(__name__)
 
 
 def pci_address(dev):
     """``0000:3b:00.0`` of a ``LibvirtConfigGuestHostdevPCI``."""
-    def num(value):
-        return int(str(value), 16)
-    return '%04x:%02x:%02x.%x' % (num(dev.domain), num(dev.bus),
-                                  num(dev.slot), num(dev.function))
+    return str(model.PCIAddress.from_fields(dev.domain, dev.bus, dev.slot,
+                                            dev.function))
 
 
 def libvirt_name_to_address(name):
     """``pci_0000_81_00_0`` -> ``0000:81:00.0``."""
-    domain, bus, slot, function = name[len('pci_'):].split('_')
-    return '%s:%s:%s.%s' % (domain, bus, slot, function)
+    return str(model.PCIAddress.from_libvirt_name(name))
 
 
 def physical_gpu_addresses(driver, guest, topology):
@@ -59,7 +58,4 @@ def device_gpu(driver, dev, topology):
             return None
     else:
         return None
-    gpu = topology.gpu(address)
-    if gpu is not None and gpu.physfn is not None:
-        gpu = topology.gpu(gpu.physfn) or gpu
-    return gpu
+    return topology.physical_gpu(address)

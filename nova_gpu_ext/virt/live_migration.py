@@ -36,6 +36,7 @@ from nova import objects
 from oslo_log import log as logging
 from nova.virt.libvirt import utils as libvirt_utils
 
+from nova_gpu_ext.core import numa
 from nova_gpu_ext.core import affinity
 from nova_gpu_ext.virt import gate
 from nova_gpu_ext.virt import gpu_affinity
@@ -92,9 +93,7 @@ def destination_gpus(driver, migrate_data, topology):
     out.extend(pci.values())
     gpus = []
     for address in out:
-        gpu = topology.gpu(address)
-        if gpu is not None and gpu.physfn is not None:
-            gpu = topology.gpu(gpu.physfn) or gpu
+        gpu = topology.physical_gpu(address)
         if gpu is not None and str(gpu.address) not in gpus:
             gpus.append(str(gpu.address))
     return gpus
@@ -130,8 +129,9 @@ def _choose(driver, instance, request, migrate_data, topology, policy,
         else:
             render_path = choice.render.path
             if node is None and choice.node is not None and \
+                    numa.binding_mode(policy) is not None and \
                     not gate.field(instance, 'numa_topology'):
-                node, mode = choice.node, affinity.binding_mode(policy)
+                node, mode = choice.node, numa.binding_mode(policy)
     cpus = set()
     if node is not None:
         shared = (migrate_data.dst_cpu_shared_set_info

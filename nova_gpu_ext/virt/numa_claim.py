@@ -35,9 +35,9 @@ from nova import objects
 from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
+from nova_gpu_ext.core import numa
 from nova_gpu_ext.nova_glue import numa_fit
 from nova_gpu_ext.nova_glue import request_inputs
-from nova_gpu_ext.core import spec as specs
 from nova_gpu_ext.core import numa_books
 from nova_gpu_ext.virt import domcaps
 
@@ -77,7 +77,7 @@ def test_numa_topology(claim, compute_node, limit, plan):
                  ','.join(str(c.id) for c in fitted.cells),
                  plan.steering.reason, instance=claim.instance)
         return None
-    if plan.synthetic and not numa_books.refuse_without_cell(plan.policy):
+    if plan.synthetic and not numa.refuse_without_cell(plan.policy):
         LOG.info('nova-gpu-ext: no NUMA node has room for the guest as one '
                  'cell (%s); it runs without NUMA binding',
                  plan.steering.reason, instance=claim.instance)
@@ -94,39 +94,67 @@ def plan(driver, claim):
     flavor = getattr(claim, 'flavor', None) or instance.flavor
     if flavor is None:
         return None
-    extra = flavor.extra_specs or {}
-    request = specs.parse(extra, on_error=lambda exc: None)
+    request = request_inputs.flavor_request(instance, flavor,
+                                            on_error=lambda exc: None)
     if not request.enabled:
         return None
-    gpu = wants_gpu(driver, claim, request)
-    if not (gpu or request.wants_render_node):
+    gpu_nodes = pci_gpu_nodes(driver, claim, request)
+    allocated = allocated_gpu_nodes(driver, claim, request)
+    if not (request.vgpus or allocated or gpu_nodes is not None or
+            request.wants_render_node):
         return None
-    image_meta = getattr(claim, 'image_meta', None)
-    if image_meta is None:
-        image_meta = instance.image_meta
-    # The filter's and the driver's resolver (flavor bounds, narrowed by
-    # image and port input); a move's claim has the new flavor and image.
-    policy = request_inputs.resolve(
-        extra, image_meta, getattr(claim, '_pci_requests', None) or
-        request_inputs.field(instance, 'pci_requests'),
-        CONF.gpu_ext.numa_affinity_policy, request).policy
+    policy = claim_policy(driver, claim, request)
     requested = claim.numa_topology
     synthetic = False
     if requested is None:
-        if not numa_books.wants_one_cell(policy, True, False):
+        if not numa.wants_one_cell(policy, True, False):
             return None
-        requested = numa_fit.one_cell_topology(flavor, image_meta)
+        requested = numa_fit.one_cell_topology(flavor, _image_meta(claim))
         synthetic = True
     topology = driver._gpu_host_topology
     nodes = {n.id: n.socket for n in topology.numa_nodes}
-    if gpu:
-        gpu_nodes = vgpu_nodes(driver, claim) if request.vgpus else []
-        steering = numa_fit.steering_for(policy, requested, nodes, gpu_nodes)
+    cells = len(requested.cells)
+    if request.vgpus or allocated:
+        steering = numa.steer(policy, cells, list(nodes), nodes, allocated)
+    elif gpu_nodes is not None and not synthetic:
+        # A guest with its own topology: Nova's fit and its PCI NUMA
+        # policy place the cells, as the scheduler's (numa_candidates).
+        steering = numa.ANYWHERE
+    elif gpu_nodes is not None:
+        # Nova's PCI claim picks the device inside the fit (its own
+        # hw:pci_numa_affinity_policy applies there): the cells may go
+        # where the rule allows for any of the GPUs the alias names.
+        steering = numa.steer_any(policy, cells, list(nodes), nodes,
+                                  gpu_nodes)
     else:
-        steering = numa_books.steer_render(
-            policy, len(requested.cells), list(nodes), nodes,
+        steering = numa.steer_render(
+            policy, cells, list(nodes), nodes,
             render_nodes_with_room(driver, claim.instance.uuid))
     return Plan(requested, steering, policy, synthetic)
+
+
+def _image_meta(claim):
+    image_meta = getattr(claim, 'image_meta', None)
+    return claim.instance.image_meta if image_meta is None else image_meta
+
+
+def _pci_requests(claim):
+    return getattr(claim, '_pci_requests', None) or \
+        request_inputs.field(claim.instance, 'pci_requests')
+
+
+def claim_policy(driver, claim, request=None):
+    """The NUMA policy of the claimed guest: the filter's and the driver's
+    resolver (flavor bounds, narrowed by image and port input); a move's
+    claim has the new flavor and image."""
+    flavor = getattr(claim, 'flavor', None) or claim.instance.flavor
+    extra = flavor.extra_specs or {}
+    if request is None:
+        request = request_inputs.flavor_request(
+            claim.instance, flavor, on_error=lambda exc: None)
+    return request_inputs.resolve(
+        extra, _image_meta(claim), _pci_requests(claim),
+        CONF.gpu_ext.numa_affinity_policy, request).policy
 
 
 def render_nodes_with_room(driver, instance_uuid):
@@ -146,33 +174,53 @@ def render_nodes_with_room(driver, instance_uuid):
          for r in topology.render_nodes])
 
 
+def pci_gpu_nodes(driver, claim, request):
+    """NUMA nodes of this host's GPUs the guest's PCI alias may get
+    (:func:`numa_books.gpu_nodes`), or None when its PCI requests name no
+    GPU of this host: a licence resource class or a NIC alias does not make
+    a GPU guest (the drop-in rule)."""
+    if not request.pci_aliases:
+        return None
+    pci_requests = getattr(claim, '_pci_requests', None)
+    return numa_books.gpu_nodes(
+        [('%04x' % g.vendor_id, '%04x' % g.device_id, g.numa_node)
+         for g in driver._gpu_host_topology.gpus],
+        [spec for pci_request in
+         getattr(pci_requests, 'requests', None) or ()
+         for spec in pci_request.spec or ()])
+
+
 def wants_gpu(driver, claim, request):
     """Does the claimed guest get a GPU (a vGPU, or a PCI alias whose
-    vendor and product are a GPU of this host)? A licence resource class
-    or a NIC alias does not make a GPU guest (the drop-in rule)."""
+    vendor and product are a GPU of this host)?"""
+    return bool(request.vgpus) or \
+        pci_gpu_nodes(driver, claim, request) is not None
+
+
+def allocated_gpu_nodes(driver, claim, request):
+    """NUMA nodes of the physical GPUs whose resource providers the
+    guest's placement allocation takes a ``VGPU`` or one of the flavor's
+    ``resources:CUSTOM_*`` classes from (a whole GPU reported in placement
+    with its own resource class). A custom class on another provider (a
+    licence) is no GPU; a VGPU provider we do not know is a GPU of unknown
+    node."""
+    classes = {name for name, _count in request.custom_resources}
     if request.vgpus:
-        return True
-    if not request.pci_aliases:
-        return False
-    gpus = {('%04x' % g.vendor_id, '%04x' % g.device_id)
-            for g in driver._gpu_host_topology.gpus}
-    pci_requests = getattr(claim, '_pci_requests', None)
-    return numa_books.wants_gpu_device(gpus, [
-        spec for pci_request in getattr(pci_requests, 'requests', None) or ()
-        for spec in pci_request.spec or ()])
-
-
-def vgpu_nodes(driver, claim):
-    """NUMA nodes of the physical GPUs the guest's VGPU allocation uses."""
+        classes.add('VGPU')
+    if not classes:
+        return []
     allocations = claim.tracker.reportclient.get_allocations_for_consumer(
         claim.context, claim.instance.uuid) or {}
     address_of = {uuid: address for address, uuid in
                   driver._gpu_provider_uuids.items()}
     out = []
     for rp_uuid, alloc in sorted(allocations.items()):
-        if 'VGPU' not in (alloc.get('resources') or {}):
+        resources = set(alloc.get('resources') or {})
+        if not classes & resources:
             continue
         address = address_of.get(rp_uuid)
+        if address is None and 'VGPU' not in resources:
+            continue
         gpu = driver._gpu_host_topology.gpu(address) if address else None
         node = gpu.numa_node if gpu is not None else None
         if node not in out:

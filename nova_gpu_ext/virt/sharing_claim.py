@@ -29,6 +29,7 @@ from oslo_log import log as logging
 from nova.virt.libvirt import config as vconfig
 from nova.virt.libvirt import utils as libvirt_utils
 
+from nova_gpu_ext import model
 from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.virt import guest_devices
 from nova_gpu_ext.core import sharing
@@ -94,9 +95,8 @@ class SharingClaims:
                     entry, tenants, profile_for,
                     self.resident_min_share(address, instance.uuid)),))
                 decision = decide.decide(decide.DecisionRequest(
-                    needs=affinity.GuestNeeds(
-                        instance.flavor.vcpus, instance.flavor.memory_mb,
-                        'legacy'),
+                    needs=affinity.GuestNeeds.without_numa_rule(
+                        instance.flavor.vcpus, instance.flavor.memory_mb),
                     strategy=strategy, min_share=request.min_share), facts)
                 verdict = decision.gpus[0] if decision.gpus else None
                 if verdict is None or verdict.load is None:
@@ -182,19 +182,17 @@ class SharingClaims:
             if isinstance(dev, vconfig.LibvirtConfigGuestHostdevMDEV):
                 info = driver._get_mediated_device_information(
                     libvirt_utils.mdev_uuid2name(dev.uuid))
-                parent = topology.gpu(guest_devices.libvirt_name_to_address(
-                    info['parent']))
+                parent = topology.physical_gpu(
+                    guest_devices.libvirt_name_to_address(info['parent']))
                 if parent is None:
                     continue
-                if parent.physfn is not None:
-                    parent = topology.gpu(parent.physfn) or parent
                 out.append((str(parent.address), info.get('type')))
             elif isinstance(dev, vconfig.LibvirtConfigGuestHostdevPCI):
-                gpu = topology.gpu(guest_devices.pci_address(dev))
-                if gpu is not None and gpu.physfn is not None:
-                    pf = topology.gpu(gpu.physfn)
-                    if pf is not None:
-                        out.append((str(pf.address), None))
+                # A VF's PF is shared; a whole GPU is not admitted here.
+                address = guest_devices.pci_address(dev)
+                gpu = topology.physical_gpu(address)
+                if gpu is not None and gpu != topology.gpu(address):
+                    out.append((str(gpu.address), None))
         return out
 
     def _count(self, driver, topology, exclude):
@@ -251,11 +249,8 @@ def _defined_devices(driver, topology):
     out = {}
 
     def physical(address):
-        gpu = topology.gpu(address)
-        if gpu is None:
-            return None
-        return str(gpu.physfn) if gpu.physfn is not None else str(
-            gpu.address)
+        gpu = topology.physical_gpu(address)
+        return None if gpu is None else str(gpu.address)
 
     try:
         assigned = driver._get_all_assigned_mediated_devices() or {}
@@ -287,14 +282,14 @@ def _defined_devices(driver, topology):
         for address in root.iterfind(
                 "./devices/hostdev[@type='pci']/source/address"):
             try:
-                text = '%04x:%02x:%02x.%x' % tuple(
-                    int(address.get(k), 16)
-                    for k in ('domain', 'bus', 'slot', 'function'))
+                text = str(model.PCIAddress.from_fields(*(
+                    address.get(k)
+                    for k in ('domain', 'bus', 'slot', 'function'))))
             except (TypeError, ValueError):
                 continue
             gpu = topology.gpu(text)
             if gpu is not None and gpu.physfn is not None:
-                guests = out.setdefault(str(gpu.physfn), {})
+                guests = out.setdefault(physical(text), {})
                 guests[uuid] = guests.get(uuid, 0) + 1
     return out
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from nova_gpu_ext.core import numa
 from nova_gpu_ext.core import affinity as a
 
 NODES = [a.NodeCapacity(0, 0, free_cpus=8, free_memory_mb=16384,
@@ -104,6 +105,12 @@ def test_render_node_limit_and_fallbacks():
     (None, 'socket', False, 'preferred', 'preferred'),
     (None, None, True, 'legacy', 'legacy'),
     (None, 'bogus', True, 'preferred', 'preferred'),
+    # gpu: only narrows Nova's PCI policy of a PCI-alias GPU
+    ('preferred', 'required', True, 'preferred', 'required'),
+    ('legacy', 'socket', True, 'preferred', 'socket'),
+    # Nova's word does not apply to a vGPU or a resources:CUSTOM_* class
+    (None, 'required', False, 'preferred', 'preferred'),
 ])
 def test_effective_policy(gpu, pci, uses_pci, default, expected):
-    assert a.effective_policy(gpu, pci, uses_pci, default) == expected
+    assert numa.resolve(gpu, pci, uses_pci, default=default).policy == \
+        expected

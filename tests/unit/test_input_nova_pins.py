@@ -8,6 +8,7 @@ from nova.api.validation.extra_specs import base as extra_specs_base
 from nova import objects
 from nova.objects import fields
 
+from nova_gpu_ext.core import numa
 from nova_gpu_ext.core import inputs
 
 objects.register_all()
@@ -17,7 +18,8 @@ def test_image_properties_we_read_exist_with_the_policy_words():
     props = objects.ImageMetaProps.fields
     for name in inputs.IMAGE_PROPERTIES:
         assert name in props, name
-    assert set(fields.PCINUMAAffinityPolicy.ALL) == set(inputs.STRICTNESS)
+    assert set(fields.PCINUMAAffinityPolicy.ALL) == set(numa.STRICTNESS) \
+        == set(numa.WORDS)
 
 
 def test_request_spec_and_instance_carry_image_and_pci_requests():

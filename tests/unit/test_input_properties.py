@@ -18,8 +18,8 @@ from oslo_config import fixture as config_fixture
 import pytest
 
 from nova_gpu_ext import conf as gpu_conf
+from nova_gpu_ext.core import numa
 from nova_gpu_ext.conf import sharing as sharing_conf
-from nova_gpu_ext.core import inputs
 from nova_gpu_ext.core import sharing
 from nova_gpu_ext.scheduler import filters
 from nova_gpu_ext.scheduler import request as sched_request
@@ -28,7 +28,7 @@ from nova_gpu_ext.virt import driver as gpu_driver
 
 objects.register_all()
 
-POLICIES = list(inputs.STRICTNESS)
+POLICIES = list(numa.STRICTNESS)
 MAYBE_POLICY = st.none() | st.sampled_from(POLICIES)
 RP = '6a2f0f4e-0d5b-4f0e-9e1c-1f3d6a7b8c9d'
 MDEV_TYPE = 'nvidia-11'
@@ -128,8 +128,8 @@ def test_filter_and_driver_resolve_the_same_request(data, default):
             None, instance, request, image)
     assert at_scheduler == at_compute
     # Narrow, never widen: never looser than the operator's bound.
-    assert inputs.STRICTNESS[at_scheduler.policy] >= \
-        inputs.STRICTNESS[at_scheduler.bound]
+    assert numa.STRICTNESS[at_scheduler.policy] >= \
+        numa.STRICTNESS[at_scheduler.bound]
     assert at_scheduler.admits_sharing == request.is_gpu_guest
 
 

@@ -68,12 +68,16 @@ def test_overcommitted():
 
 # -- the steered fit, on Nova's objects ---------------------------------------
 
-def host(nodes=2, cpus=4, memory=8192, used=None):
+def host(nodes=2, cpus=4, memory=8192, used=None, sockets=None):
+    """Nova's NUMATopology of a host (``sockets``: each node's socket,
+    default one socket per node)."""
     used = used or {}
+    sockets = sockets or list(range(nodes))
     cells = []
     for n in range(nodes):
         cells.append(objects.NUMACell(
-            id=n, socket=n, cpuset=set(range(n * cpus, (n + 1) * cpus)),
+            id=n, socket=sockets[n],
+            cpuset=set(range(n * cpus, (n + 1) * cpus)),
             pcpuset=set(), memory=memory, cpu_usage=0,
             memory_usage=used.get(n, 0), pinned_cpus=set(), siblings=[],
             mempages=[objects.NUMAPagesTopology(

@@ -9,6 +9,8 @@ from typing import Iterable, Optional
 
 from nova.virt.libvirt import config as vconfig
 
+from nova_gpu_ext import model
+
 #: Graphics types that give a user a console (and want a pointer).
 CONSOLE_GRAPHICS = frozenset({'vnc', 'spice', 'rdp'})
 
@@ -29,11 +31,8 @@ def pci_hostdevs(guest) -> list:
 
 def pci_address(hostdev) -> str:
     """``0000:3b:00.0`` from Nova's hostdev (with or without ``0x``)."""
-    def _hex(text):
-        return int(text, 16)
-    return '%04x:%02x:%02x.%x' % (
-        _hex(hostdev.domain), _hex(hostdev.bus), _hex(hostdev.slot),
-        _hex(hostdev.function))
+    return str(model.PCIAddress.from_fields(
+        hostdev.domain, hostdev.bus, hostdev.slot, hostdev.function))
 
 
 def memory_pinning_devices(guest) -> list[str]:
