@@ -22,8 +22,12 @@ class GLCapabilityTest(base.GPUExtTestBase):
         super().setUp()
         samplehost.configure(self)
         samplehost.start_hosts(self, cpu_host=False)
-        fakecaps.without_egl_headless(
-            self.computes['gpu-host-1'].driver._host.get_connection())
+        driver = self.computes['gpu-host-1'].driver
+        fakecaps.without_egl_headless(driver._host.get_connection())
+        # The driver asks the capabilities once per process (a real QEMU
+        # does not change under a running compute); the fake one just did,
+        # so forget what was read, as a restart would.
+        driver._gpu_gl = domcaps.NOT_READ
         self.start_compute('gpu-host-2', host_info=samplehost.host_info(),
                            pci_info=samplehost.pci_info())
         self._run_periodics()
