@@ -211,7 +211,7 @@ def recover_at_startup(driver, instances):
     """:meth:`SharingClaims.recover` for the driver's startup hook; a
     failure is logged and never stops nova-compute from starting (the
     residents' shares are then known only for guests admitted since)."""
-    claims = getattr(driver, 'sharing_claims', None)
+    claims = getattr(driver, '_sharing_claims', None)
     if claims is None:
         return 0
     try:
