@@ -3,7 +3,8 @@
 Ready: the compute service of this host is enabled and up, its hypervisor
 is listed, and its resource provider is in placement; with SINCE (a UNIX
 time), the service must also have reported after SINCE (a restarted
-nova-compute, not the old process's last heartbeat).
+nova-compute, not the old process's last heartbeat), and the time of that
+report is printed.
 
 Usage: probe.py compute CLOUD_DIR [SINCE]
 """
@@ -30,13 +31,23 @@ def compute_ready(conn, since=None):
             return False
     if not list(conn.compute.hypervisors()):
         return False
-    return any(rp.name == host for rp in conn.placement.resource_providers())
+    if not any(rp.name == host
+               for rp in conn.placement.resource_providers()):
+        return False
+    if since is None:
+        return True
+    return '%.3f' % updated.timestamp()
 
 
 def main(argv):
     conn = openstack.connect(cloud='nova-gpu-ext-cloud')
     since = float(argv[2]) if len(argv) > 2 else None
-    return 0 if compute_ready(conn, since) else 1
+    updated = compute_ready(conn, since)
+    if updated is False:
+        return 1
+    # The time of the report seen (tools/cloud waits for a later one).
+    print(updated or '')
+    return 0
 
 
 if __name__ == '__main__':
