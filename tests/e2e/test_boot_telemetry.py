@@ -93,8 +93,8 @@ def test_phases_add_up_to_first_console(lab, driver_xml, libvirt_conn,
 
     reported = []
     monkeypatch.setattr(boot_telemetry, 'report',
-                        lambda driver, ctx, inst, watch: reported.append(
-                            watch))
+                        lambda driver, ctx, inst, watch, **kw:
+                        reported.append(watch))
     instance = types.SimpleNamespace(
         uuid=uuid, task_state=task_states.SPAWNING,
         created_at=datetime.datetime.now(datetime.timezone.utc))
