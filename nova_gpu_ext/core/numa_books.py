@@ -25,16 +25,6 @@ import dataclasses
 from typing import Mapping, Optional, Sequence
 
 from nova_gpu_ext.core import affinity
-from nova_gpu_ext.core import numa
-
-
-Steering = numa.Steering
-ANYWHERE = numa.ANYWHERE
-steer = numa.steer
-steer_any = numa.steer_any
-steer_render = numa.steer_render
-wants_one_cell = numa.wants_one_cell
-refuse_without_cell = numa.refuse_without_cell
 
 
 def gpu_nodes(gpus: Sequence[tuple[str, str, Optional[int]]],

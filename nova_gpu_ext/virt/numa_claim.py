@@ -48,7 +48,7 @@ CONF = gpu_conf.CONF
 @dataclasses.dataclass
 class Plan:
     requested: object           # InstanceNUMATopology to fit
-    steering: numa_books.Steering
+    steering: numa.Steering
     policy: str
     synthetic: bool             # the one-cell topology is ours
 

@@ -16,6 +16,7 @@ from nova.virt import hardware
 from nova_gpu_ext.core.summary import HostSummary
 from nova_gpu_ext.core.summary import NodeSummary
 from nova_gpu_ext.nova_glue import numa_fit
+from nova_gpu_ext.core import numa
 from nova_gpu_ext.core import numa_books as nb
 
 objects.register_all()
@@ -39,24 +40,24 @@ SOCKETS = {0: 0, 1: 0, 2: 1, 3: 1}
     ('required', 1, [], (), True),                 # PCI alias: Nova's policy
 ])
 def test_steer(policy, cells, gpus, subsets, anywhere):
-    steering = nb.steer(policy, cells, [0, 1, 2, 3], SOCKETS, gpus)
+    steering = numa.steer(policy, cells, [0, 1, 2, 3], SOCKETS, gpus)
     assert (steering.subsets, steering.anywhere) == (subsets, anywhere), \
         steering.reason
 
 
 def test_socket_unknown_keeps_home_only():
-    steering = nb.steer('socket', 1, [0, 1], {0: None, 1: None}, [1])
+    steering = numa.steer('socket', 1, [0, 1], {0: None, 1: None}, [1])
     assert steering.subsets == ((1,),) and not steering.anywhere
 
 
 def test_one_cell_and_refusal_rules():
-    assert nb.wants_one_cell('preferred', True, False)
-    assert not nb.wants_one_cell('legacy', True, False)
-    assert not nb.wants_one_cell('required', True, True)
-    assert not nb.wants_one_cell('required', False, False)
-    assert nb.refuse_without_cell('required')
-    assert nb.refuse_without_cell('socket')
-    assert not nb.refuse_without_cell('preferred')
+    assert numa.wants_one_cell('preferred', True, False)
+    assert not numa.wants_one_cell('legacy', True, False)
+    assert not numa.wants_one_cell('required', True, True)
+    assert not numa.wants_one_cell('required', False, False)
+    assert numa.refuse_without_cell('required')
+    assert numa.refuse_without_cell('socket')
+    assert not numa.refuse_without_cell('preferred')
 
 
 def test_overcommitted():
@@ -111,7 +112,7 @@ def test_one_cell_topology_is_novas_hw_numa_nodes_1():
 ])
 def test_fit_steers_to_the_gpu_node(policy, used, node):
     requested = numa_fit.one_cell_topology(flavor(), image())
-    steering = nb.steer(policy, 1, [0, 1], {0: 0, 1: 1}, [1])
+    steering = numa.steer(policy, 1, [0, 1], {0: 0, 1: 1}, [1])
     fitted = numa_fit.fit(host(used=used), requested, steering,
                           numa_fit.limits(4.0, 1.0))
     assert (fitted.cells[0].id if fitted else None) == node

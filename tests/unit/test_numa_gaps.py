@@ -6,6 +6,7 @@ listed in doc/source/reference/nova-internals.rst, Issue 10)."""
 import pytest
 
 from nova_gpu_ext.core.summary import HostSummary
+from nova_gpu_ext.core import numa
 from nova_gpu_ext.core import numa_books as nb
 
 SOCKETS = {0: 0, 1: 0, 2: 1, 3: 1}
@@ -32,7 +33,7 @@ def test_render_nodes_with_room_least_used_first():
     ('legacy', 1, [1], (), True),
 ])
 def test_steer_render(policy, cells, nodes, subsets, anywhere):
-    steering = nb.steer_render(policy, cells, [0, 1, 2, 3], SOCKETS, nodes)
+    steering = numa.steer_render(policy, cells, [0, 1, 2, 3], SOCKETS, nodes)
     assert (steering.subsets, steering.anywhere) == (subsets, anywhere), \
         steering.reason
 
