@@ -34,12 +34,20 @@ Public API::
     DecisionRequest(needs, strategy='pack', min_share=None,
                     wants_devices=True, wants_render=False)
     capacity(gpu) -> int
-    decide(request, facts) -> Decision
+    decide(request, facts) -> Decision     (memoized, see below)
+    decide_cache_clear()
+
+:func:`decide` is pure and its inputs are frozen values: the same request
+on equal facts (hosts of the same hardware with the same use, asked for by
+the scheduler for every host of a request) is computed once and the
+:class:`Decision` (frozen too) shared. Facts given with lists instead of
+tuples are decided afresh.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Optional, Sequence
 
 from nova_gpu_ext.core import affinity
@@ -179,8 +187,24 @@ def load_of(gpu: GPUFacts) -> packing.PhysicalGPULoad:
         resident_min_share=gpu.resident_min_share)
 
 
+#: distinct (request, facts) pairs kept; a scheduler sees few at a time
+MEMO_SIZE = 4096
+
+
 def decide(request: DecisionRequest, facts: HostFacts) -> Decision:
     """The one decision for ``request`` on the host ``facts`` describe."""
+    if (isinstance(facts.gpus, tuple) and isinstance(facts.nodes, tuple)
+            and isinstance(facts.render_nodes, tuple)):
+        return _memo(request, facts)
+    return _decide(request, facts)
+
+
+def decide_cache_clear() -> None:
+    """Forget every memoized decision (tests)."""
+    _memo.cache_clear()
+
+
+def _decide(request: DecisionRequest, facts: HostFacts) -> Decision:
     verdicts: dict[str, GPUVerdict] = {}
     ranking: list[str] = []
     reasons: list[str] = []
@@ -218,6 +242,9 @@ def decide(request: DecisionRequest, facts: HostFacts) -> Decision:
         reasons=tuple(reasons), fit_score=fit_score,
         share_score=share_score, sharing_reason=sharing_reason,
         render=render)
+
+
+_memo = functools.lru_cache(maxsize=MEMO_SIZE)(_decide)
 
 
 def _devices(request: DecisionRequest, gpus: Sequence[GPUFacts],

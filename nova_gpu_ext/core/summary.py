@@ -26,9 +26,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from nova_gpu_ext.core import address_space
+from nova_gpu_ext.core import summary_wire as wire
 
 #: the version this code publishes (``v``); older: 1 or nothing
 VERSION = 1
@@ -74,10 +75,20 @@ class GPUSummary:
     bar64: Optional[int] = None  # bytes of 64-bit window it takes
     vf_device: Optional[str] = None  # its VFs' device id (PCI aliases)
 
-    @property
+    @functools.cached_property
     def providers(self) -> tuple[str, ...]:
         """Its placement providers (own, and its VFs' for SR-IOV vGPU)."""
         return tuple(p for p in ((self.rp,) + (self.vf_rps or ())) if p)
+
+    @functools.cached_property
+    def shape(self) -> tuple[Any, ...]:
+        """Every published fact but its providers and its use (``rp``,
+        ``vf_rps``, ``used``): equal for the same GPU model in the same
+        slot of hosts of the same hardware, whatever their UUIDs. What a
+        decision about the GPU may depend on, with the tenants counted."""
+        return tuple(_hashable(getattr(self, f.name))
+                     for f in dataclasses.fields(self)
+                     if f.name not in _NOT_SHAPE)
 
     @property
     def is_vf(self) -> bool:
@@ -140,6 +151,15 @@ class HostSummary:
         return {rp: g for g in self.gpus for rp in g.providers}
 
     @functools.cached_property
+    def provider_gpus(self) -> tuple[GPUSummary, ...]:
+        """The physical GPUs with a provider, each once, in the order of
+        :attr:`by_provider`."""
+        seen: dict[str, GPUSummary] = {}
+        for g in self.by_provider.values():
+            seen.setdefault(g.addr, g)
+        return tuple(seen.values())
+
+    @functools.cached_property
     def device_nodes(self) -> tuple[tuple[Optional[str], Optional[str],
                                           Optional[int]], ...]:
         """``(vendor, device, node)`` of every published GPU, and of its
@@ -184,11 +204,11 @@ class HostSummary:
         reader found, ``partial`` and ``problems``, is not published)."""
         out: dict[str, Any] = {
             'v': self.version,
-            'nodes': [_as_dict(n, 'nodes') for n in self.nodes],
-            'gpus': [_as_dict(g, 'gpus') for g in self.gpus],
+            'nodes': [wire.as_dict(n, 'nodes') for n in self.nodes],
+            'gpus': [wire.as_dict(g, 'gpus') for g in self.gpus],
         }
         if self.render_nodes is not None:
-            out['render_nodes'] = [_as_dict(r, 'render_nodes')
+            out['render_nodes'] = [wire.as_dict(r, 'render_nodes')
                                    for r in self.render_nodes]
         out['warnings'] = self.warnings
         if self.gl is not None:
@@ -247,17 +267,18 @@ class HostSummary:
         limits = raw.get('addr')
         if limits is not None:
             if isinstance(limits, list) and len(limits) == 3 and \
-                    _int_or_none(limits[0]) and _int_or_none(limits[1]) \
-                    and (limits[2] is None or _bool(limits[2])):
+                    wire.int_or_none(limits[0]) and \
+                    wire.int_or_none(limits[1]) and \
+                    (limits[2] is None or wire.is_bool(limits[2])):
                 limits = address_space.HostLimits(*limits)
             else:
                 problems.append('addr is %r' % (limits,))
                 limits = None
         version = raw.get('v')
-        return cls(version=version if _is_int(version) else None,
+        return cls(version=version if wire.is_int(version) else None,
                    nodes=nodes, gpus=gpus, render_nodes=render,
-                   warnings=(raw['warnings'] if _count(raw.get('warnings'))
-                             else 0),
+                   warnings=(raw['warnings']
+                             if wire.count(raw.get('warnings')) else 0),
                    gl=gl, address_limits=limits,
                    partial='; '.join(problems) or None,
                    problems=tuple(problems))
@@ -270,101 +291,21 @@ def unusable(reason: str) -> HostSummary:
                        problems=(reason,))
 
 
-# -- the wire format: one table per entry kind --------------------------
+# -- reading entries ------------------------------------------------------
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _count(value: Any) -> bool:
-    return _is_int(value) and value >= 0
+#: GPUSummary fields that name a host's providers or its current use
+_NOT_SHAPE = frozenset(('rp', 'vf_rps', 'used'))
 
 
-def _int_or_none(value: Any) -> bool:
-    return value is None or _is_int(value)
+def _hashable(value: Any) -> Any:
+    """A mapping as sorted items (the shape of a GPU is a dict key)."""
+    if isinstance(value, Mapping):
+        return tuple(sorted(value.items()))
+    return value
 
 
-def _str(value: Any) -> bool:
-    return isinstance(value, str)
-
-
-def _mdev_types(value: Any) -> bool:
-    return isinstance(value, dict) and bool(value) and all(
-        _str(k) and (v is None or _count(v)) for k, v in value.items())
-
-
-def _by_type(value: Any) -> bool:
-    return isinstance(value, dict) and all(
-        _str(k) and _count(v) for k, v in value.items())
-
-
-def _strings(value: Any) -> bool:
-    return isinstance(value, list) and all(_str(v) for v in value)
-
-
-def _share(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and value >= 0
-
-
-def _bool(value: Any) -> bool:
-    return isinstance(value, bool)
-
-
-_Check = Callable[[Any], bool]
-
-#: per entry kind: (required key, its check), optional keys and checks,
-#: keys always written (None included), fields written as tuples
-_NODE: tuple[tuple[str, _Check], dict[str, _Check]] = (
-    ('id', _is_int),
-    {'socket': _int_or_none, 'cpus': _int_or_none, 'mem_mb': _int_or_none})
-_GPU: tuple[tuple[str, _Check], dict[str, _Check]] = (
-    ('addr', _str),
-    {'kind': _str, 'node': _int_or_none, 'socket': _int_or_none,
-     'vendor': _str, 'device': _str, 'rp': _str, 'used': _count,
-     'vfs': _count, 'mdevs': _count, 'mdev_types': _mdev_types,
-     'mdevs_by_type': _by_type, 'mig_types': _strings, 'vf_rps': _strings,
-     'pf': _str, 'render': _str, 'type': _str, 'min_share': _share,
-     'bar64': _count, 'vf_device': _str})
-_RENDER: tuple[tuple[str, _Check], dict[str, _Check]] = (
-    ('name', _str),
-    {'path': _str, 'node': _int_or_none, 'guests': _count,
-     'pci': lambda v: v is None or _str(v), 'present': _bool})
-_ALWAYS = {'nodes': ('id', 'socket', 'cpus', 'mem_mb'),
-           'gpus': ('addr', 'kind', 'node', 'socket', 'vendor', 'device'),
-           'render_nodes': ('name', 'path', 'node', 'pci')}
-_TUPLES = ('mig_types', 'vf_rps')
-_KINDS: dict[str, tuple[tuple[tuple[str, _Check], dict[str, _Check]], Any]] = {
-    'nodes': (_NODE, NodeSummary), 'gpus': (_GPU, GPUSummary),
-    'render_nodes': (_RENDER, RenderNodeSummary)}
-
-
-def _fields(key: str, index: int, entry: Any,
-            schema: tuple[tuple[str, _Check], dict[str, _Check]],
-            problems: list[str]) -> Optional[dict[str, Any]]:
-    (name, check), optional = schema
-    if not isinstance(entry, dict) or not check(entry.get(name)):
-        problems.append('%s[%d] has no valid %s' % (key, index, name))
-        return None
-    out = {name: entry[name]}
-    if key != 'nodes' and 'node' not in entry:
-        # An older compute that did not say where it is: unknown, not
-        # "no NUMA node" (which `required` refuses).
-        problems.append('%s[%d] has no node' % (key, index))
-    if key == 'nodes':
-        for size in ('cpus', 'mem_mb'):
-            if entry.get(size) is None:
-                # Unknown size is not "full": the compute counts it as
-                # unbounded, so the scheduler must not refuse on it.
-                problems.append('nodes[%d] has no %s' % (index, size))
-    for field, field_check in optional.items():
-        if field not in entry:
-            continue
-        value = entry[field]
-        if not field_check(value):
-            problems.append('%s[%d].%s is %r' % (key, index, field, value))
-            continue
-        out[field] = tuple(value) if field in _TUPLES else value
-    return out
+_KINDS: dict[str, Any] = {'nodes': NodeSummary, 'gpus': GPUSummary,
+                          'render_nodes': RenderNodeSummary}
 
 
 def _entries(raw: dict[str, Any], key: str,
@@ -374,24 +315,9 @@ def _entries(raw: dict[str, Any], key: str,
         problems.append('%s is not a list' % key)
         return []
     out = []
-    schema, cls = _KINDS[key]
+    cls = _KINDS[key]
     for index, entry in enumerate(entries):
-        fields = _fields(key, index, entry, schema, problems)
+        fields = wire.fields(key, index, entry, problems)
         if fields is not None:
             out.append(cls(**fields))
-    return out
-
-
-def _as_dict(entry: Any, key: str) -> dict[str, Any]:
-    always = _ALWAYS[key]
-    out = {}
-    for field in dataclasses.fields(entry):
-        value = getattr(entry, field.name)
-        if value is None and field.name not in always:
-            continue
-        if field.name in _TUPLES:
-            value = list(value)
-        elif isinstance(value, Mapping):
-            value = dict(value)
-        out[field.name] = value
     return out

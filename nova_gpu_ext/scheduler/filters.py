@@ -139,16 +139,17 @@ class GPUPlacementFilter(filters.BaseHostFilter,
 
     def _decide(self, host_state, spec_obj, request, needs, nodes, summary):
         """Gather the host's facts, ask :func:`decide.decide`, apply it."""
+        candidates = host_state.allocation_candidates or []
         used_by = {}
-        gpus = {}
+        gpus = ()
         if request.wants_devices:
             # The physical GPUs of each candidate, computed once per host.
-            used_by = {id(c): [g.addr for g in
-                               summary.gpus_of(c.get('allocations', {}))]
-                       for c in host_state.allocation_candidates or []}
+            by_provider = summary.by_provider
+            used_by = {id(c): [by_provider[rp].addr
+                               for rp in c.get('allocations', {})
+                               if rp in by_provider] for c in candidates}
             used = set().union(*used_by.values())
-            gpus = {g.addr: g for g in summary.by_provider.values()
-                    if g.addr in used}
+            gpus = tuple(g for g in summary.provider_gpus if g.addr in used)
             if not gpus:
                 # The compute has not published its GPU providers yet
                 # (first resource update): the compute enforces the policy.
@@ -163,21 +164,16 @@ class GPUPlacementFilter(filters.BaseHostFilter,
                 self._log_refusal(host_state, [why])
                 return False
             usable, missing = summary.usable_render_nodes()
-        facts = decide.HostFacts(
-            nodes=tuple(nodes),
-            gpus=tuple(host_facts.gpu_facts(
-                g, self._tenants(g), gpu_usage.profile, g.min_share)
-                for g in gpus.values()),
-            render_nodes=tuple(affinity.RenderSlot(
-                r.name, r.path or '', r.node, r.guests or 0, limit)
-                for r in usable))
-        decision = decide.decide(decide.DecisionRequest(
+        decision_request = decide.DecisionRequest(
             needs=needs, strategy=(request.placement or
                                    CONF.gpu_ext.sharing_default_placement),
             min_share=request.min_share,
             wants_devices=request.wants_devices and bool(gpus),
             wants_render=request.wants_render_node and
-            summary.knows_render_nodes), facts)
+            summary.knows_render_nodes)
+        tenants = tuple(self._tenants(g) for g in gpus)
+        decision = self._decision(decision_request, gpus, tenants, nodes,
+                                  usable, limit)
         if not decision.ok:
             self._log_refusal(host_state,
                               list(missing) + list(decision.reasons))
@@ -187,17 +183,25 @@ class GPUPlacementFilter(filters.BaseHostFilter,
                 # For GPUSharingWeigher: pack/spread across hosts.
                 weighers.record_score(host_state, 'gpu_ext_share', spec_obj,
                                       decision.share_score)
-            order = {a: i for i, a in enumerate(decision.ranking)}
-            local = {v.address: v.local for v in decision.gpus}
+            rank = _candidate_order(decision)
+            unranked = (True, 1 << 20)
 
             def sort_key(candidate):
                 used = used_by[id(candidate)]
-                return (not all(local.get(a, False) for a in used),
-                        min((order.get(a, 1 << 20) for a in used),
-                            default=1 << 20))
+                if len(used) == 1:
+                    return rank.get(used[0], unranked)
+                keys = [rank.get(a, unranked) for a in used]
+                return (any(k[0] for k in keys),
+                        min((k[1] for k in keys), default=1 << 20))
 
-            kept = self.filter_candidates(
-                host_state, lambda c: any(a in order for a in used_by[id(c)]))
+            def ranked(candidate):
+                return any(rank.get(a, unranked)[1] < 1 << 20
+                           for a in used_by[id(candidate)])
+
+            if all(ranked(c) for c in candidates):
+                kept = list(candidates)     # Nova's helper logs each one
+            else:
+                kept = self.filter_candidates(host_state, ranked)
             host_state.allocation_candidates = sorted(kept, key=sort_key)
             # For GPUAffinityWeigher, tagged with the request it belongs to.
             weighers.record_score(host_state, 'gpu_ext_fit', spec_obj,
@@ -207,12 +211,41 @@ class GPUPlacementFilter(filters.BaseHostFilter,
                 return False
         return True
 
+    @staticmethod
+    def _decision(request, gpus, tenants, nodes, render_nodes, limit):
+        """:func:`decide.decide` on this host's facts, once per distinct
+        facts in a request: hosts of the same hardware with the same use
+        (GPU shapes, tenants, node room, render nodes) share it. Kept for
+        this request only (its sharing profiles and options)."""
+        nodes = tuple(nodes)
+        render = tuple(render_nodes)
+        key = (request, tuple(g.shape for g in gpus), tenants, nodes,
+               render, limit)
+        memo = gpu_usage.decisions()
+        decision = memo.get(key) if memo is not None else None
+        if decision is None:
+            facts = decide.HostFacts(
+                nodes=nodes,
+                gpus=tuple(host_facts.gpu_facts(
+                    g, t, gpu_usage.profile, g.min_share)
+                    for g, t in zip(gpus, tenants)),
+                render_nodes=tuple(affinity.RenderSlot(
+                    r.name, r.path or '', r.node, r.guests or 0, limit)
+                    for r in render))
+            decision = decide.decide(request, facts)
+            if memo is not None:
+                memo[key] = decision
+        return decision
+
     def _tenants(self, gpu):
         """Units in use on one published physical GPU, from placement."""
-        usages = [self._usage(rp, None) for rp in gpu.providers]
-        if any(u is None for u in usages):
-            return gpu.used or 0
-        return sum(usages)
+        total = 0
+        for rp in gpu.providers:
+            used = self._usage(rp, None)
+            if used is None:
+                return gpu.used or 0
+            total += used
+        return total
 
     @staticmethod
     def _usage(rp_uuid, default):
@@ -224,3 +257,23 @@ class GPUPlacementFilter(filters.BaseHostFilter,
     def _log_refusal(host_state, reasons):
         LOG.info('GPUPlacementFilter: host %s refused: %s', host_state.host,
                  '; '.join(reasons) or 'no GPU fits the request')
+
+
+_ORDERS = {}
+
+
+def _candidate_order(decision):
+    """{GPU address: sort key of a candidate on it} for a decision: NUMA
+    local first, then the decision's ranking. Once per decision."""
+    try:
+        return _ORDERS[id(decision)][1]
+    except KeyError:
+        pass
+    order = {a: i for i, a in enumerate(decision.ranking)}
+    local = {v.address: v.local for v in decision.gpus}
+    rank = {a: (not local.get(a, False), order.get(a, 1 << 20))
+            for a in set(order) | set(local)}
+    if len(_ORDERS) > 4096:
+        _ORDERS.clear()
+    _ORDERS[id(decision)] = (decision, rank)   # holds it: no id reuse
+    return rank

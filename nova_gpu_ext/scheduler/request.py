@@ -121,14 +121,22 @@ def _request_view(spec_obj):
     return view
 
 
+#: decoded summaries by (host, node): Nova 34's HostManager builds new
+#: HostState objects for every request, the decoded value outlives them
+_DECODED = {}
+#: more hosts than any cell has; past it the cache starts again
+_DECODED_MAX = 100000
+
+
 def host_summary(host_state):
     """What the host's nova-gpu-ext driver published
     (:class:`~nova_gpu_ext.core.summary.HostSummary`), or None.
 
-    Decoded once per value: kept on the ``HostState`` with the stats
-    value it was decoded from, shared by every filter and weigher of a
-    request and by the next requests until the compute publishes a
-    different value.
+    Decoded once per value: kept on the ``HostState`` (every filter and
+    weigher of a request) and in this process by the host's (host, node)
+    with the stats value it was decoded from (the next requests, whose
+    ``HostState`` objects Nova builds anew), until the compute publishes
+    a different value.
     """
     stats = getattr(host_state, 'stats', None)
     raw = stats.get(host_facts.STATS_KEY) if isinstance(stats, dict) \
@@ -137,7 +145,17 @@ def host_summary(host_state):
     if cached is not None and (cached[0] is raw or (
             isinstance(raw, str) and cached[0] == raw)):
         return cached[1]
-    summary = host_facts.summary_from_stats(stats)
+    key = (getattr(host_state, 'host', None),
+           getattr(host_state, 'nodename', None))
+    cached = _DECODED.get(key)
+    if cached is not None and isinstance(raw, str) and cached[0] == raw:
+        summary = cached[1]
+    else:
+        summary = host_facts.summary_from_stats(stats)
+        if isinstance(raw, str):
+            if len(_DECODED) >= _DECODED_MAX:
+                _DECODED.clear()
+            _DECODED[key] = (raw, summary)
     try:
         setattr(host_state, SUMMARY_ATTRIBUTE, (raw, summary))
     except AttributeError:

@@ -61,10 +61,12 @@ class RequestUsage(object):
         self.claimed = collections.Counter()
         self.profiles = {}
         self._used = {}
+        self.decisions = {}
 
     def add_summaries(self, summaries):
         self.summaries.append(summaries)
         self._used.clear()
+        self.decisions.clear()
 
     def summary_used(self, rp_uuid):
         """Units in use on ``rp_uuid`` when the candidates were fetched
@@ -119,6 +121,13 @@ def record_claim(alloc_request, ok):
     state = current()
     if ok and state is not None and alloc_request:
         state.add_claim(alloc_request)
+
+
+def decisions():
+    """This request's decisions by host facts (see
+    ``GPUPlacementFilter._decision``), or None outside a request."""
+    state = current()
+    return None if state is None else state.decisions
 
 
 def used(rp_uuid, default):

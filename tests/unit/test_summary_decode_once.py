@@ -155,3 +155,64 @@ def test_a_new_flavor_on_the_same_request_spec_is_parsed_again():
         schedule(hosts, request)
     assert parse.call_count == 1
     assert parse.call_args[0][0]['gpu:placement'] == 'spread'
+
+
+def test_new_host_states_of_the_next_request_do_not_decode_again():
+    # Nova 34's HostManager._get_host_states builds new HostState objects
+    # for every request (its host_state_map is local to the call): the
+    # decoded summary must outlive them, keyed by the host and the value.
+    hosts = host_states()
+    run(hosts, spec())
+    _, decodes = run(host_states([str(h.stats['gpu_ext']) for h in hosts]),
+                     spec())
+    assert decodes == []
+    # The same value on another host (same hardware) is no shortcut to a
+    # wrong host: each host is still decoded from its own value.
+    changed = summary(0)
+    changed['gpus'][0]['used'] = 3
+    raws = [json.dumps(changed)] + [h.stats['gpu_ext'] for h in hosts[1:]]
+    _, decodes = run(host_states(raws), spec())
+    assert decodes == [raws[0]]
+
+
+def test_nova_builds_new_host_states_for_every_request():
+    # Pins the Nova internal the cache above is for.
+    from nova.scheduler import host_manager
+    from nova.tests.unit.scheduler import fakes as sched_fakes
+    import collections
+    manager = host_manager.HostManager.__new__(host_manager.HostManager)
+    manager.host_aggregates_map = collections.defaultdict(set)
+    manager.aggs_by_id = {}
+    compute = sched_fakes.COMPUTE_NODES[0]
+    services = {compute.host: sched_fakes.SERVICES[0]}
+    with mock.patch.object(manager, '_get_instance_info', return_value={}):
+        first = list(manager._get_host_states(
+            None, {'cell1': [compute]}, services))
+        second = list(manager._get_host_states(
+            None, {'cell1': [compute]}, services))
+    assert first[0] is not second[0]
+
+
+def test_hosts_of_the_same_hardware_and_use_are_decided_once():
+    # The hosts differ only in their provider UUIDs: one decision per
+    # request serves them all; a host whose GPUs are used differently gets
+    # its own.
+    from nova_gpu_ext.core import decide
+    from nova_gpu_ext.scheduler import usage
+    decide.decide_cache_clear()
+    hosts = host_states()
+    request = spec(**{'gpu:placement': 'pack'})
+    usage._local.usage = usage.RequestUsage('req-1', {
+        rp(h, g): {'resources': {'VGPU': {'capacity': 16,
+                                          'used': 2 if (h, g) == (0, 1)
+                                          else 0}}}
+        for h in range(HOSTS) for g in range(GPUS)})
+    with mock.patch.object(decide, 'decide',
+                           wraps=decide.decide) as decided:
+        kept, _ = schedule(hosts, request)
+    assert len(kept) == HOSTS
+    assert decided.call_count == 2
+    # The used GPU of host0 is ranked first on it (pack), not on the others.
+    first = [h.allocation_candidates[0]['allocations'] for h in kept]
+    assert list(first[0]) == [rp(0, 1)]
+    assert all(list(f) != [rp(h, 1)] for h, f in enumerate(first) if h)
