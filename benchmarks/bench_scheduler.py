@@ -233,14 +233,14 @@ class SchedulerBench(object):
         from nova_gpu_ext.scheduler import usage
         uuid, spec = self.spec(flavor)
         lookups = [0]
-        original = usage.used
+        original = usage.RequestUsage.summary_used
 
-        def counted_used(rp_uuid, default):
+        def counted_used(state, rp_uuid):
             lookups[0] += 1
             if legacy:
-                return _legacy_usage(rp_uuid, default)
-            return original(rp_uuid, default)
-        usage.used = counted_used
+                return _legacy_usage(rp_uuid, None)
+            return original(state, rp_uuid)
+        usage.RequestUsage.summary_used = counted_used
         self.counter.calls = 0
         self.counter.local.active = True
         start = time.perf_counter()
@@ -251,7 +251,7 @@ class SchedulerBench(object):
         finally:
             elapsed = time.perf_counter() - start
             self.counter.local.active = False
-            usage.used = original
+            usage.RequestUsage.summary_used = original
         calls = self.counter.calls
         self.client.delete('/allocations/%s' % uuid, version='1.28')
         return elapsed, calls, lookups[0]

@@ -171,7 +171,7 @@ class GPUPlacementFilter(filters.BaseHostFilter,
             wants_devices=request.wants_devices and bool(gpus),
             wants_render=request.wants_render_node and
             summary.knows_render_nodes)
-        tenants = tuple(self._tenants(g) for g in gpus)
+        tenants = gpu_usage.tenants(gpus)
         decision = self._decision(decision_request, gpus, tenants, nodes,
                                   usable, limit)
         if not decision.ok:
@@ -236,22 +236,6 @@ class GPUPlacementFilter(filters.BaseHostFilter,
             if memo is not None:
                 memo[key] = decision
         return decision
-
-    def _tenants(self, gpu):
-        """Units in use on one published physical GPU, from placement."""
-        total = 0
-        for rp in gpu.providers:
-            used = self._usage(rp, None)
-            if used is None:
-                return gpu.used or 0
-            total += used
-        return total
-
-    @staticmethod
-    def _usage(rp_uuid, default):
-        """Units in use on one physical GPU provider (VGPUs of an mdev
-        parent, VFs of a PF), from this request's provider summaries."""
-        return gpu_usage.used(rp_uuid, default)   # no placement call
 
     @staticmethod
     def _log_refusal(host_state, reasons):

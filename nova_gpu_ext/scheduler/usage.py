@@ -35,6 +35,7 @@ Public API::
     record_candidates(context, result) # from the allocation_candidates wrap
     record_claim(alloc_request, ok)    # from the claim_resources wrap
     used(rp_uuid, default) -> int      # units in use on a GPU provider
+    tenants(gpus) -> tuple             # units in use on each GPU
     profile(type_name) -> SharingProfile
     current() -> RequestUsage | None   # the request's view, for tests
 """
@@ -71,19 +72,15 @@ class RequestUsage(object):
     def summary_used(self, rp_uuid):
         """Units in use on ``rp_uuid`` when the candidates were fetched
         (all its resource classes), or None if no summary names it."""
-        try:
-            return self._used[rp_uuid]
-        except KeyError:
-            pass
-        value = None
-        for summaries in reversed(self.summaries):
-            summary = summaries.get(rp_uuid)
-            if summary is not None:
-                value = sum(int(r.get('used') or 0) for r in
-                            (summary.get('resources') or {}).values())
-                break
-        self._used[rp_uuid] = value
-        return value
+        if not self._used:
+            # Every provider at once, oldest summary first so that the
+            # newest wins (one pass instead of one search per provider).
+            for summaries in self.summaries:
+                for rp, summary in summaries.items():
+                    self._used[rp] = sum(
+                        int(r.get('used') or 0) for r in
+                        ((summary or {}).get('resources') or {}).values())
+        return self._used.get(rp_uuid)
 
     def add_claim(self, alloc_request):
         for rp_uuid, alloc in (alloc_request.get('allocations')
@@ -128,6 +125,24 @@ def decisions():
     ``GPUPlacementFilter._decision``), or None outside a request."""
     state = current()
     return None if state is None else state.decisions
+
+
+def tenants(gpus):
+    """Units in use on each physical GPU (a published ``GPUSummary``) for
+    this request: :func:`used` summed over its providers, or the count
+    its compute published (``used``) when a provider has no summary."""
+    state = current()
+    out = []
+    for gpu in gpus:
+        total = 0
+        for rp in gpu.providers:
+            base = state.summary_used(rp) if state is not None else None
+            if base is None:
+                total = gpu.used or 0
+                break
+            total += base + state.claimed.get(rp, 0)
+        out.append(total)
+    return tuple(out)
 
 
 def used(rp_uuid, default):

@@ -271,8 +271,8 @@ class ConcurrentAdmissionTest(SharingTest):
         self._run_periodics()
         # Stale usage at the scheduler: what the compute last published.
         self.useFixture(fixtures.MockPatch(
-            'nova_gpu_ext.scheduler.filters.GPUPlacementFilter._usage',
-            side_effect=lambda rp, default: default))
+            'nova_gpu_ext.scheduler.usage.RequestUsage.summary_used',
+            return_value=None))
         claims = self.compute.driver._sharing_claims
         barrier = threading.Barrier(2, timeout=30)
         entered = []

@@ -22,6 +22,7 @@ from nova_gpu_ext.core import numa
 from nova_gpu_ext.conf import sharing as sharing_conf
 from nova_gpu_ext.core import sharing
 from nova_gpu_ext.scheduler import filters
+from nova_gpu_ext.scheduler import usage as gpu_usage
 from nova_gpu_ext.scheduler import request as sched_request
 from nova_gpu_ext.core import spec as specs
 from nova_gpu_ext.virt import driver as gpu_driver
@@ -174,8 +175,7 @@ def test_no_image_skips_the_sharing_admission(conf, data, tenants, slice_ms):
         spec.numa_topology = None     # as Nova sets it for such a guest
     request = specs.parse(extra)
     host = FakeHost(tenants, capacity=64)
-    with mock.patch.object(filters.GPUPlacementFilter, '_usage',
-                           staticmethod(lambda rp, default: default)):
+    with mock.patch.object(gpu_usage, 'current', return_value=None):
         passed = filters.GPUPlacementFilter().host_passes(host, spec)
     profile = sharing_conf.profile_for(gpu_conf.CONF, MDEV_TYPE)
     admitted = sharing.admit(profile, tenants, request.min_share).ok

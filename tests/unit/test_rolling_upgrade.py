@@ -14,6 +14,7 @@ import pytest
 
 from nova_gpu_ext.topology import host_facts
 from nova_gpu_ext.scheduler import filters
+from nova_gpu_ext.scheduler import usage as gpu_usage
 from nova_gpu_ext.scheduler import weighers
 from nova_gpu_ext.core.summary import HostSummary
 
@@ -70,8 +71,7 @@ REQUESTS = [
 def decide(stats_value, extra):
     host = FakeHost(stats_value)
     request = spec(**extra)
-    with mock.patch.object(filters.GPUPlacementFilter, '_usage',
-                           staticmethod(lambda rp, default: default)):
+    with mock.patch.object(gpu_usage, 'current', return_value=None):
         ours = filters.GPUExtHostFilter().host_passes(host, request)
         placement = filters.GPUPlacementFilter().host_passes(host, request)
     avoid = weighers.GPUHostAvoidanceWeigher()._weigh_object(

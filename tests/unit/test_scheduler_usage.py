@@ -187,6 +187,22 @@ def test_profile_is_read_once_per_request():
 
 def test_the_filter_makes_no_placement_call():
     fetch(summaries(**{GPU0: 6}))
+    from nova_gpu_ext.core import summary
+    gpu = summary.GPUSummary(addr='0000:3b:00.0', rp=GPU0, used=0)
     with mock.patch.object(report, 'report_client_singleton') as singleton:
-        assert filters.GPUPlacementFilter._usage(GPU0, 0) == 6
+        assert usage.tenants([gpu]) == (6,)
     singleton.assert_not_called()
+
+
+def test_tenants_of_gpus_sum_their_providers_and_claims():
+    from nova_gpu_ext.core import summary
+    fetch(summaries(**{GPU0: 2, GPU1: 1}))
+    usage.record_claim({'allocations': {GPU1: {'resources': {'VGPU': 1}}}},
+                       True)
+    pf = summary.GPUSummary(addr='0000:af:00.0', rp=GPU0,
+                            vf_rps=(GPU1,), used=9)
+    alone = summary.GPUSummary(addr='0000:3b:00.0', rp=GPU0, used=9)
+    unknown = summary.GPUSummary(addr='0000:d8:00.0', rp='rp-gone', used=4)
+    # A PF and its VFs' providers: 2 + (1 + 1 claimed); a provider this
+    # request has no summary of: what the compute published.
+    assert usage.tenants([pf, alone, unknown]) == (4, 2, 4)
