@@ -43,14 +43,8 @@ def install_wraps():
                             numa_candidates.fitted_for, numa_consume.consume)
 
 
-class GPUExtHostFilter(filters.BaseHostFilter):
-    """Send flavors that use ``gpu:`` extra specs to nova-gpu-ext hosts.
-
-    A flavor with ``gpu:`` extra specs relies on this project's driver; a
-    compute that runs the upstream driver (in a cloud being upgraded host by
-    host) would silently ignore them. Such hosts are refused. Flavors
-    without ``gpu:`` keys, or with ``gpu:enabled=false``, pass everywhere.
-    """
+class _GPUFilter(filters.BaseHostFilter):
+    """Per host, not on rebuild; installs the scheduler's wraps."""
 
     run_filter_once_per_request = False
     RUN_ON_REBUILD = False
@@ -58,6 +52,16 @@ class GPUExtHostFilter(filters.BaseHostFilter):
     def __init__(self):
         super().__init__()
         install_wraps()
+
+
+class GPUExtHostFilter(_GPUFilter):
+    """Send flavors that use ``gpu:`` extra specs to nova-gpu-ext hosts.
+
+    A flavor with ``gpu:`` extra specs relies on this project's driver; a
+    compute that runs the upstream driver (in a cloud being upgraded host by
+    host) would silently ignore them. Such hosts are refused. Flavors
+    without ``gpu:`` keys, or with ``gpu:enabled=false``, pass everywhere.
+    """
 
     def host_passes(self, host_state, spec_obj):
         if not CONF.gpu_ext.enabled:
@@ -74,8 +78,7 @@ class GPUExtHostFilter(filters.BaseHostFilter):
         return True
 
 
-class GPUPlacementFilter(filters.BaseHostFilter,
-                         filters.CandidateFilterMixin):
+class GPUPlacementFilter(_GPUFilter, filters.CandidateFilterMixin):
     """GPU-to-NUMA affinity, render nodes and GPU sharing at the scheduler.
 
     For a GPU guest, keeps only the host's placement allocation candidates
@@ -87,13 +90,6 @@ class GPUPlacementFilter(filters.BaseHostFilter,
     that asks for a render node needs a host with a render node that has
     room. Refusals are logged at INFO with the reason per GPU.
     """
-
-    run_filter_once_per_request = False
-    RUN_ON_REBUILD = False
-
-    def __init__(self):
-        super().__init__()
-        install_wraps()
 
     def host_passes(self, host_state, spec_obj):
         if not CONF.gpu_ext.enabled:
