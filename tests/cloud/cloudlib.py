@@ -63,19 +63,20 @@ class LogMark:
             return f.read()
 
 
-def boot(conn, name, flavor=FLAVOR, wait=True, timeout=BOOT_TIMEOUT):
+def boot(conn, name, flavor=FLAVOR, wait=True, timeout=BOOT_TIMEOUT,
+         poll=0.5):
     """Create a guest without network; return the server (ACTIVE if wait)."""
     flavor = conn.compute.find_flavor(flavor, ignore_missing=False)
     image = conn.image.find_image(IMAGE, ignore_missing=False)
     server = conn.compute.create_server(
         name=name, flavor_id=flavor.id, image_id=image.id, networks='none')
     if wait:
-        server = wait_status(conn, server, ('ACTIVE',), timeout)
+        server = wait_status(conn, server, ('ACTIVE',), timeout, poll=poll)
     return server
 
 
 def wait_status(conn, server, statuses, timeout=BOOT_TIMEOUT,
-                task_state_none=True):
+                task_state_none=True, poll=0.5):
     """Poll until the server is in one of statuses (and no task runs)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -91,16 +92,16 @@ def wait_status(conn, server, statuses, timeout=BOOT_TIMEOUT,
                 'server %s still %s/%s after %ss (wanted %s)' % (
                     server.id, server.status, server.task_state, timeout,
                     statuses))
-        time.sleep(0.5)
+        time.sleep(poll)
 
 
-def wait_gone(conn, server_id, timeout=BOOT_TIMEOUT):
+def wait_gone(conn, server_id, timeout=BOOT_TIMEOUT, poll=0.5):
     deadline = time.monotonic() + timeout
     while conn.compute.find_server(server_id) is not None:
         if time.monotonic() > deadline:
             raise AssertionError('server %s not deleted after %ss' % (
                 server_id, timeout))
-        time.sleep(0.5)
+        time.sleep(poll)
 
 
 def delete_all(conn, prefix, timeout=BOOT_TIMEOUT):
