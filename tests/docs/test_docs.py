@@ -108,7 +108,9 @@ def _scheduler_classes():
             (filters, nova_filters.BaseHostFilter, 'filter'),
             (weighers, nova_weights.BaseHostWeigher, 'weigher')):
         for name, cls in inspect.getmembers(module, inspect.isclass):
-            if issubclass(cls, base) and cls.__module__ == module.__name__:
+            # Private names are skipped, as Nova's loadables skip them.
+            if issubclass(cls, base) and cls.__module__ == module.__name__ \
+                    and not name.startswith('_'):
                 found[kind].append('%s.%s' % (module.__name__, name))
     return found
 
