@@ -136,11 +136,11 @@ def tenants(gpus):
     for gpu in gpus:
         total = 0
         for rp in gpu.providers:
-            base = state.summary_used(rp) if state is not None else None
-            if base is None:
+            units = _used(state, rp, None)
+            if units is None:
                 total = gpu.used or 0
                 break
-            total += base + state.claimed.get(rp, 0)
+            total += units
         out.append(total)
     return tuple(out)
 
@@ -152,7 +152,10 @@ def used(rp_uuid, default):
     request claimed since (multi-create); ``default`` (the count the
     compute published) when this request has no summary of the provider.
     """
-    state = current()
+    return _used(current(), rp_uuid, default)
+
+
+def _used(state, rp_uuid, default):
     if state is None:
         return default
     base = state.summary_used(rp_uuid)
