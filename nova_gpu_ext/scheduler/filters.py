@@ -168,8 +168,8 @@ class GPUPlacementFilter(_GPUFilter, filters.CandidateFilterMixin):
             wants_render=request.wants_render_node and
             summary.knows_render_nodes)
         tenants = gpu_usage.tenants(gpus)
-        decision = self._decision(decision_request, gpus, tenants, nodes,
-                                  usable, limit)
+        decision, rank = self._decision(decision_request, gpus, tenants,
+                                        nodes, usable, limit)
         if not decision.ok:
             self._log_refusal(host_state,
                               list(missing) + list(decision.reasons))
@@ -179,7 +179,6 @@ class GPUPlacementFilter(_GPUFilter, filters.CandidateFilterMixin):
                 # For GPUSharingWeigher: pack/spread across hosts.
                 weighers.record_score(host_state, 'gpu_ext_share', spec_obj,
                                       decision.share_score)
-            rank = _candidate_order(decision)
             unranked = (True, 1 << 20)
 
             def sort_key(candidate):
@@ -212,14 +211,15 @@ class GPUPlacementFilter(_GPUFilter, filters.CandidateFilterMixin):
         """:func:`decide.decide` on this host's facts, once per distinct
         facts in a request: hosts of the same hardware with the same use
         (GPU shapes, tenants, node room, render nodes) share it. Kept for
-        this request only (its sharing profiles and options)."""
+        this request only (its sharing profiles and options). Returns the
+        decision and :func:`_candidate_order` of it."""
         nodes = tuple(nodes)
         render = tuple(render_nodes)
         key = (request, tuple(g.shape for g in gpus), tenants, nodes,
                render, limit)
         memo = gpu_usage.decisions()
-        decision = memo.get(key) if memo is not None else None
-        if decision is None:
+        found = memo.get(key) if memo is not None else None
+        if found is None:
             facts = decide.HostFacts(
                 nodes=nodes,
                 gpus=tuple(host_facts.gpu_facts(
@@ -229,9 +229,10 @@ class GPUPlacementFilter(_GPUFilter, filters.CandidateFilterMixin):
                     r.name, r.path or '', r.node, r.guests or 0, limit)
                     for r in render))
             decision = decide.decide(request, facts)
+            found = (decision, _candidate_order(decision))
             if memo is not None:
-                memo[key] = decision
-        return decision
+                memo[key] = found
+        return found
 
     @staticmethod
     def _log_refusal(host_state, reasons):
@@ -239,21 +240,10 @@ class GPUPlacementFilter(_GPUFilter, filters.CandidateFilterMixin):
                  '; '.join(reasons) or 'no GPU fits the request')
 
 
-_ORDERS = {}
-
-
 def _candidate_order(decision):
     """{GPU address: sort key of a candidate on it} for a decision: NUMA
-    local first, then the decision's ranking. Once per decision."""
-    try:
-        return _ORDERS[id(decision)][1]
-    except KeyError:
-        pass
+    local first, then the decision's ranking."""
     order = {a: i for i, a in enumerate(decision.ranking)}
     local = {v.address: v.local for v in decision.gpus}
-    rank = {a: (not local.get(a, False), order.get(a, 1 << 20))
+    return {a: (not local.get(a, False), order.get(a, 1 << 20))
             for a in set(order) | set(local)}
-    if len(_ORDERS) > 4096:
-        _ORDERS.clear()
-    _ORDERS[id(decision)] = (decision, rank)   # holds it: no id reuse
-    return rank

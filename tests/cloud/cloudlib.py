@@ -291,3 +291,12 @@ def _in_use(summary):
             used.append((key, obj))
     walk(summary)
     return used
+
+
+def on_each_driver(measure, conn):
+    """``measure(conn, driver)`` on our driver, then on upstream's
+    (nova-compute restarted on each); the cloud is left on ours."""
+    try:
+        return measure(conn, 'ours'), measure(conn, 'upstream')
+    finally:
+        tool('driver', 'ours')

@@ -50,11 +50,7 @@ def _measure(conn, driver):
 
 def test_plain_guest_xml_and_times_match_upstream(clean):
     conn = clean
-    try:
-        ours = _measure(conn, 'ours')
-        upstream = _measure(conn, 'upstream')
-    finally:
-        cloudlib.tool('driver', 'ours')
+    ours, upstream = cloudlib.on_each_driver(_measure, conn)
     figures = {
         'rounds': ROUNDS,
         'create_ours_s': [round(t, 2) for t in ours[1]],

@@ -98,10 +98,6 @@ def _outcome(conn, driver):
 
 def test_rabbitmq_outage_under_a_lifecycle_event_same_on_both(clean):
     conn = clean
-    try:
-        ours = _outcome(conn, 'ours')
-        upstream = _outcome(conn, 'upstream')
-    finally:
-        cloudlib.tool('driver', 'ours')
+    ours, upstream = cloudlib.on_each_driver(_outcome, conn)
     assert ours == upstream, (ours, upstream)
     cloudlib.check_invariants(conn)
