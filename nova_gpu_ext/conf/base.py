@@ -53,6 +53,34 @@ Related options:
 * ``[filter_scheduler] weight_classes`` must list
   ``nova_gpu_ext.scheduler.weighers.GPUHostAvoidanceWeigher``.
 """),
+    cfg.BoolOpt(
+        'libvirt_event_thread',
+        default=True,
+        help="""
+Handle libvirt's guest lifecycle and connection-closed events on a thread of
+nova-gpu-ext's instead of libvirt's event loop thread (native threading mode,
+Nova 34's default; eventlet mode already does so).
+
+Nova 34 in native threading mode runs the lifecycle event handler on
+libvirt's event loop thread. When RabbitMQ is down for longer than libvirt's
+keepalive (about 30 s) while a guest changes state, the handler waits for
+RabbitMQ, libvirtd closes the connection, and nova-compute deadlocks on its
+libvirt connection lock: the service stays "up" and new builds stay in
+BUILD until nova-compute is restarted. With this option the loop only
+queues the events, so it keeps answering libvirtd, and the close of a
+connection is handled without that lock held.
+
+Possible values:
+
+* True: queue libvirt's events for a thread of ours (guests with and
+  without a GPU alike).
+* False: Nova's own handling (restart nova-compute after such a wedge).
+
+Related options:
+
+* ``[gpu_ext] enabled = false`` turns this off too (upstream's behaviour).
+* ``[DEFAULT] rpc_response_timeout`` bounds each RPC call of the handler.
+"""),
 ]
 
 

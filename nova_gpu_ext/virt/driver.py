@@ -11,7 +11,9 @@ Methods of ``LibvirtDriver`` this class overrides (every one is listed in
 doc/source/reference/nova-internals.rst and its signature is pinned by
 tests/unit/test_nova_signatures.py, which also checks this list):
 
-* ``__init__``: our state (topology, render-node tracker, provider UUIDs).
+* ``__init__``: our state (topology, render-node tracker, provider UUIDs);
+  in native threading mode, our ``Host``'s libvirt events are queued for
+  a thread of ours (:mod:`nova_gpu_ext.nova_glue.libvirt_events`).
 * ``init_host``: discovers the host, recovers render-node use from the
   defined domains.
 * ``process_instances_at_startup`` (Nova 34): forgets render nodes of
@@ -56,6 +58,7 @@ from nova.virt.libvirt import driver as libvirt_driver
 from oslo_log import log as logging
 
 from nova_gpu_ext import conf as gpu_conf
+from nova_gpu_ext.nova_glue import libvirt_events
 from nova_gpu_ext.nova_glue import wraps
 from nova_gpu_ext.virt import boot_telemetry
 from nova_gpu_ext.virt import domcaps
@@ -109,6 +112,10 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         # the steered fit: the compute's wraps of Nova internals.
         wraps.install_compute(pci_traits.reapply,
                               numa_claim.test_numa_topology)
+        # libvirt's events leave libvirt's event loop at once (native
+        # threading mode): the RabbitMQ wedge of issue 21.
+        if libvirt_events.wanted(CONF):
+            libvirt_events.install(self._host)
 
     def _gpu_numa_plan(self, claim):
         """How Nova's claim fits this guest's NUMA cells (or None); looked
