@@ -99,8 +99,8 @@ def install(host):
     """Give ``host`` (a ``nova.virt.libvirt.host.Host`` not yet initialized)
     a :class:`QueuedEventHandler`, in native threading mode only (eventlet
     mode already queues). Returns whether it did."""
-    current = host._event_handler
-    if not utils.concurrency_mode_threading() or \
+    current = getattr(host, '_event_handler', None)
+    if current is None or not utils.concurrency_mode_threading() or \
             type(current) is not nova_host._ThreadingLibvirtEventHandler:
         return False
     host._event_handler = QueuedEventHandler(

@@ -1,7 +1,8 @@
 """Every wrap of a Nova internal, in one module, installed explicitly.
 
 Layer rule: Nova glue. This is the only module that replaces an attribute of
-Nova's code at run time. Nothing is wrapped when a module is imported: the
+Nova's code at run time (``libvirt_events`` replaces one attribute of the
+driver's own ``Host`` object, not of Nova's code). Nothing is wrapped when a module is imported: the
 compute side is installed by ``GPULibvirtDriver.__init__``
 (:func:`install_compute`), the scheduler side by the ``__init__`` of our
 filters (:func:`install_scheduler`). Each wrapper runs upstream's code

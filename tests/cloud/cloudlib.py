@@ -293,6 +293,55 @@ def _in_use(summary):
     return used
 
 
+#: RabbitMQ's outage under a lifecycle event: longer than libvirtd's
+#: keepalive (5 probes 5 s apart) and shorter than oslo.messaging's
+#: rpc_response_timeout (60 s), as measured by hand for issue 21.
+RABBITMQ_OUTAGE = 40
+
+
+def rabbitmq_outage_under_a_lifecycle_event(conn, prefix,
+                                            outage=RABBITMQ_OUTAGE):
+    """A running guest is suspended behind Nova's back (``virsh suspend``:
+    a lifecycle event nova-compute handles with RPC calls) while RabbitMQ is
+    stopped for ``outage`` seconds; then waits, as an operator would, for
+    the services to say "Reconnected to AMQP server" and for the compute
+    service to be up (its heartbeat lapsed). Returns (the suspended guest,
+    whether all reconnected, whether the compute came back up)."""
+    guest = boot(conn, prefix + '-guest')
+    name = instance_name(conn, guest)
+    marks = [LogMark(s) for s in (
+        'nova-conductor', 'nova-scheduler', 'nova-compute')]
+    tool('stop', 'rabbitmq')
+    try:
+        subprocess.run(VIRSH + ['suspend', name], check=True,
+                       capture_output=True, timeout=60)
+        time.sleep(outage)
+    finally:
+        tool('start', 'rabbitmq')
+    deadline = time.monotonic() + 180
+    while not all('Reconnected to AMQP server' in m.text() for m in marks):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    reconnected = all('Reconnected to AMQP server' in m.text()
+                      for m in marks)
+    try:
+        wait_compute_up(conn, timeout=180)
+        compute_up = True
+    except AssertionError:
+        compute_up = False
+    return guest, reconnected, compute_up
+
+
+def compute_option(section, option, value):
+    """Set an option in nova-compute's nova.conf (then ``tool('driver',
+    ...)`` restarts nova-compute with it)."""
+    subprocess.run(
+        ['python3', os.path.join(ROOT, 'tools', 'cloud.d', 'ini.py'), 'set',
+         os.path.join(CLOUD_DIR, 'etc', 'nova', 'nova-cpu.conf'), section,
+         option, value], check=True, timeout=60)
+
+
 def on_each_driver(measure, conn):
     """``measure(conn, driver)`` on our driver, then on upstream's
     (nova-compute restarted on each); the cloud is left on ours."""

@@ -1,0 +1,167 @@
+"""Create and delete of a plain guest on the real cloud: our driver / upstream's.
+
+Usage (root, a cloud up: ``tools/cloud up``; the clients come from the
+tier's venv or any venv with openstacksdk)::
+
+    python benchmarks/bench_cloud_parity.py [--blocks 6] [--rounds 5]
+
+The one-machine cloud of ``tools/cloud`` (real nova-api, -conductor,
+-scheduler, -compute, placement, neutron, libvirtd and QEMU under TCG)
+creates and deletes a plain guest (``cloud.tiny``, no network) through the
+public API. nova-compute is restarted on our driver and on upstream's
+``LibvirtDriver`` (``tools/cloud driver``) in ``--blocks`` alternating
+blocks (ours first in even blocks, upstream first in odd ones), each with
+an unmeasured warm-up build and ``--rounds`` measured create/delete rounds,
+so that slow drift of the machine falls on both drivers alike.
+
+Measured per round: create-to-ACTIVE and delete-to-gone through the API
+(polled every ``--poll`` s) and, from nova-compute's own log, the
+compute's ``Took X seconds to spawn the instance on the hypervisor`` and
+``... to destroy the instance on the hypervisor`` (the driver's part of
+each; the rest is the same Nova code for both drivers).
+
+Printed: the median of each on each driver, the ratio ours / upstream and a
+bootstrap 95% interval of that ratio (10,000 resamples of each driver's
+rounds), so a reader sees whether the issue's target (<= 1.02) is inside
+what the run can resolve. ``--png`` draws every round.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tests.cloud import cloudlib  # noqa: E402
+
+DRIVERS = ('ours', 'upstream')
+TOOK = re.compile(r'\[instance: ([0-9a-f-]{36})\] Took ([0-9.]+) seconds to '
+                  r'(spawn|destroy) the instance on the hypervisor')
+MEASURES = ('create', 'delete', 'spawn', 'destroy')
+
+
+def one_round(conn, name, poll):
+    mark = cloudlib.LogMark('nova-compute')
+    t0 = time.monotonic()
+    server = cloudlib.boot(conn, name, poll=poll)
+    create = time.monotonic() - t0
+    t0 = time.monotonic()
+    conn.compute.delete_server(server)
+    cloudlib.wait_gone(conn, server.id, poll=poll)
+    delete = time.monotonic() - t0
+    took = {}
+    deadline = time.monotonic() + 10
+    while len(took) < 2 and time.monotonic() < deadline:
+        took = {what: float(secs) for uuid, secs, what in
+                TOOK.findall(mark.text()) if uuid == server.id}
+        time.sleep(0.1)
+    return {'create': create, 'delete': delete,
+            'spawn': took.get('spawn'), 'destroy': took.get('destroy')}
+
+
+def block(conn, driver, b, rounds, poll):
+    cloudlib.tool('driver', driver)
+    warm = cloudlib.boot(conn, 'bench-parity-%s-%d-warm' % (driver, b))
+    conn.compute.delete_server(warm)
+    cloudlib.wait_gone(conn, warm.id)
+    return [one_round(conn, 'bench-parity-%s-%d-%d' % (driver, b, i), poll)
+            for i in range(rounds)]
+
+
+def ratio_interval(ours, upstream, resamples=10000, seed=21):
+    rng = random.Random(seed)
+    ratios = sorted(
+        statistics.median(rng.choices(ours, k=len(ours))) /
+        statistics.median(rng.choices(upstream, k=len(upstream)))
+        for _ in range(resamples))
+    return ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples)]
+
+
+def summarize(samples):
+    rows = {}
+    for what in MEASURES:
+        o = [r[what] for r in samples['ours'] if r[what] is not None]
+        u = [r[what] for r in samples['upstream'] if r[what] is not None]
+        if not o or not u:
+            continue
+        mo, mu = statistics.median(o), statistics.median(u)
+        lo, hi = ratio_interval(o, u)
+        rows[what] = {'n': (len(o), len(u)), 'ours_s': round(mo, 3),
+                      'upstream_s': round(mu, 3),
+                      'ratio': round(mo / mu, 3),
+                      'ratio_95': (round(lo, 3), round(hi, 3))}
+    return rows
+
+
+def draw(samples, path):
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        from matplotlib import pyplot
+    except ImportError:
+        print('(no matplotlib: no PNG)')
+        return
+    fig, axes = pyplot.subplots(1, len(MEASURES), figsize=(14, 4))
+    for ax, what in zip(axes, MEASURES):
+        for x, driver in enumerate(DRIVERS):
+            ys = [r[what] for r in samples[driver] if r[what] is not None]
+            xs = [x + 0.15 * (random.random() - 0.5) for _ in ys]
+            ax.plot(xs, ys, 'o', alpha=0.6, label=driver)
+            if ys:
+                ax.hlines(statistics.median(ys), x - 0.3, x + 0.3)
+        ax.set_xticks(range(len(DRIVERS)), DRIVERS)
+        ax.set_title(what + ' (s)')
+    fig.suptitle('Plain guest on the one-machine cloud: every round, '
+                 'median as a bar')
+    fig.tight_layout()
+    fig.savefig(path)
+    print('PNG: %s' % path)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--blocks', type=int, default=6)
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--poll', type=float, default=0.1)
+    parser.add_argument('--png', default=os.path.join(
+        ROOT, 'benchmarks', 'bench_cloud_parity.png'))
+    parser.add_argument('--json', default=os.path.join(
+        cloudlib.CLOUD_DIR, 'log', 'bench-cloud-parity.json'))
+    args = parser.parse_args(argv)
+    conn = cloudlib.connect()
+    samples = {driver: [] for driver in DRIVERS}
+    t0 = time.monotonic()
+    try:
+        for b in range(args.blocks):
+            order = DRIVERS if b % 2 == 0 else DRIVERS[::-1]
+            for driver in order:
+                samples[driver] += block(conn, driver, b, args.rounds,
+                                         args.poll)
+                print('block %d %s done (%.0f s)' % (
+                    b, driver, time.monotonic() - t0), flush=True)
+    finally:
+        cloudlib.tool('driver', 'ours')
+        cloudlib.delete_all(conn, 'bench-parity-')
+    rows = summarize(samples)
+    print('\n%-8s %9s %12s %12s %7s %17s' % (
+        'what', 'rounds', 'ours (s)', 'upstream (s)', 'ratio',
+        'ratio 95% interval'))
+    for what, row in rows.items():
+        print('%-8s %9s %12.3f %12.3f %7.3f %8.3f - %.3f' % (
+            what, '%d/%d' % row['n'], row['ours_s'], row['upstream_s'],
+            row['ratio'], *row['ratio_95']))
+    print('total %.0f s' % (time.monotonic() - t0))
+    with open(args.json, 'w') as f:
+        json.dump({'args': vars(args), 'rows': rows, 'samples': samples},
+                  f, indent=1)
+    draw(samples, args.png)
+
+
+if __name__ == '__main__':
+    main()
