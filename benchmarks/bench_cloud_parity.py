@@ -1,4 +1,4 @@
-"""Create and delete of a plain guest on the real cloud: our driver / upstream's.
+"""A plain guest created and deleted on the real cloud: ours / upstream's.
 
 Usage (root, a cloud up: ``tools/cloud up``; the clients come from the
 tier's venv or any venv with openstacksdk)::
