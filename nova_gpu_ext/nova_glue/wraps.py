@@ -2,13 +2,13 @@
 
 Layer rule: Nova glue. This is the only module that replaces an attribute of
 Nova's code at run time (``libvirt_events`` replaces one attribute of the
-driver's own ``Host`` object, not of Nova's code). Nothing is wrapped when
-a module is imported: the compute side is installed by
+driver's own ``Host`` object, not of Nova's code). Nothing is wrapped when a
+module is imported: the compute side is installed by
 ``GPULibvirtDriver.__init__`` (:func:`install_compute`), the scheduler side
-by the ``__init__`` of our filters (:func:`install_scheduler`). Each
-wrapper runs upstream's code unchanged for everything that is not ours,
-never breaks the call it wraps over a problem of ours, and is installed at most once per process (a mark
-on the wrapper; ``__wrapped__`` is upstream's function).
+by the ``__init__`` of our filters (:func:`install_scheduler`). Each wrapper
+runs upstream's code unchanged for everything that is not ours, never breaks
+the call it wraps over a problem of ours, and is installed at most once per
+process (a mark on the wrapper; ``__wrapped__`` is upstream's function).
 
 The hooks (what to do besides upstream's call) are passed in by the
 callers, so this module needs nothing from ``virt/`` or ``scheduler/``.
