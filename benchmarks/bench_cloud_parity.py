@@ -45,8 +45,10 @@ sys.path.insert(0, ROOT)
 from tests.cloud import cloudlib  # noqa: E402
 
 DRIVERS = ('ours', 'upstream')
-#: The compute's options every arm starts from (then its own are set).
-DEFAULT_OPTIONS = (('gpu_ext', 'boot_telemetry', 'true'),)
+#: The compute's options every arm starts from (then its own are set); an
+#: arm may change only these.
+DEFAULT_OPTIONS = (('gpu_ext', 'boot_telemetry', 'true'),
+                   ('gpu_ext', 'libvirt_event_thread', 'true'))
 TOOK = re.compile(r'\[instance: ([0-9a-f-]{36})\] Took ([0-9.]+) seconds to '
                   r'(spawn|destroy) the instance on the hypervisor')
 MEASURES = ('create', 'delete', 'spawn', 'destroy')
@@ -79,6 +81,7 @@ def parse_arm(text):
     for option in options:
         key, _, value = option.partition('=')
         group, _, opt = key.partition('.')
+        assert (group, opt) in [d[:2] for d in DEFAULT_OPTIONS], key
         parsed.append((group, opt, value))
     return name, driver, tuple(parsed)
 
