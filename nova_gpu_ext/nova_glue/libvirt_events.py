@@ -1,7 +1,7 @@
 """libvirt's events handled off libvirt's event loop, in native threading mode.
 
-Layer rule: Nova glue. This module replaces one attribute of one object, the
-event handler of ``GPULibvirtDriver``'s own ``Host`` (``Host._event_handler``),
+Layer rule: Nova glue. The handler class; :func:`.wraps.install_event_handler`
+gives it to ``GPULibvirtDriver``'s own ``Host`` (``Host._event_handler``)
 before the driver's ``init_host`` starts it; Nova's classes and modules are
 left as they are.
 
@@ -28,7 +28,6 @@ disable the compute service until the next reconnection.
 import queue
 import threading
 
-from nova import utils
 from nova.virt.libvirt import host as nova_host
 from oslo_log import log as logging
 
@@ -93,17 +92,3 @@ class QueuedEventHandler(nova_host._ThreadingLibvirtEventHandler):
                       event.get('reason'))
             return
         super()._queue_event(event)
-
-
-def install(host):
-    """Give ``host`` (a ``nova.virt.libvirt.host.Host`` not yet initialized)
-    a :class:`QueuedEventHandler`, in native threading mode only (eventlet
-    mode already queues). Returns whether it did."""
-    current = getattr(host, '_event_handler', None)
-    if current is None or not utils.concurrency_mode_threading() or \
-            type(current) is not nova_host._ThreadingLibvirtEventHandler:
-        return False
-    host._event_handler = QueuedEventHandler(
-        current._conn_event_handler, current._lifecycle_event_handler,
-        lambda: host._wrapped_conn)
-    return True

@@ -1,14 +1,15 @@
 """Every wrap of a Nova internal, in one module, installed explicitly.
 
 Layer rule: Nova glue. This is the only module that replaces an attribute of
-Nova's code at run time (``libvirt_events`` replaces one attribute of the
-driver's own ``Host`` object, not of Nova's code). Nothing is wrapped when a
-module is imported: the compute side is installed by
-``GPULibvirtDriver.__init__`` (:func:`install_compute`), the scheduler side
-by the ``__init__`` of our filters (:func:`install_scheduler`). Each wrapper
-runs upstream's code unchanged for everything that is not ours, never breaks
-the call it wraps over a problem of ours, and is installed at most once per
-process (a mark on the wrapper; ``__wrapped__`` is upstream's function).
+Nova's code at run time, and the one place that gives the driver's own
+``Host`` object its libvirt event handler (:func:`install_event_handler`).
+Nothing is wrapped when a module is imported: the compute side is installed
+by ``GPULibvirtDriver.__init__`` (:func:`install_compute`), the scheduler
+side by the ``__init__`` of our filters (:func:`install_scheduler`). Each
+wrapper runs upstream's code unchanged for everything that is not ours,
+never breaks the call it wraps over a problem of ours, and is installed at
+most once per process (a mark on the wrapper; ``__wrapped__`` is upstream's
+function).
 
 The hooks (what to do besides upstream's call) are passed in by the
 callers, so this module needs nothing from ``virt/`` or ``scheduler/``.
@@ -189,3 +190,25 @@ def install_scheduler(on_candidates, on_claim, fitted_for, consume):
     _install('allocation_candidates', allocation_candidates)
     _install('claim_resources', claim_resources)
     _install('numa_consume', numa_consume)
+
+
+def install_event_handler(host):
+    """Give the driver's own ``host`` (a ``nova.virt.libvirt.host.Host`` not
+    yet initialized) a :class:`.libvirt_events.QueuedEventHandler`, in
+    native threading mode only (eventlet mode already queues); called by
+    ``GPULibvirtDriver.__init__`` when :func:`.libvirt_events.wanted`.
+    Replaces no attribute of Nova's code. Returns whether it did."""
+    # Lazy: the scheduler side imports this module too, and needs no
+    # libvirt driver module.
+    from nova import utils
+    from nova.virt.libvirt import host as nova_host
+
+    from nova_gpu_ext.nova_glue import libvirt_events
+    current = getattr(host, '_event_handler', None)
+    if current is None or not utils.concurrency_mode_threading() or \
+            type(current) is not nova_host._ThreadingLibvirtEventHandler:
+        return False
+    host._event_handler = libvirt_events.QueuedEventHandler(
+        current._conn_event_handler, current._lifecycle_event_handler,
+        lambda: host._wrapped_conn)
+    return True

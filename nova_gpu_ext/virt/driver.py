@@ -115,7 +115,7 @@ class GPULibvirtDriver(libvirt_driver.LibvirtDriver):
         # libvirt's events leave libvirt's event loop at once (native
         # threading mode): the RabbitMQ wedge of issue 21.
         if libvirt_events.wanted(CONF):
-            libvirt_events.install(getattr(self, '_host', None))
+            wraps.install_event_handler(getattr(self, '_host', None))
 
     def _gpu_numa_plan(self, claim):
         """How Nova's claim fits this guest's NUMA cells (or None); looked

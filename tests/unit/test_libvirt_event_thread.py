@@ -85,8 +85,8 @@ host = nova_host.Host(
     conn_event_handler=lambda enabled, reason: service_events.append(enabled),
     lifecycle_event_handler=lifecycle_handler)
 if mode == 'ours':
-    from nova_gpu_ext.nova_glue import libvirt_events
-    assert libvirt_events.install(host)
+    from nova_gpu_ext.nova_glue import wraps
+    assert wraps.install_event_handler(host)
 host._event_handler.start()
 
 def in_thread(fn, timeout):
