@@ -319,12 +319,12 @@ def rabbitmq_outage_under_a_lifecycle_event(conn, prefix,
     finally:
         tool('start', 'rabbitmq')
     deadline = time.monotonic() + 180
-    while not all('Reconnected to AMQP server' in m.text() for m in marks):
-        if time.monotonic() > deadline:
+    while True:
+        reconnected = all('Reconnected to AMQP server' in m.text()
+                          for m in marks)
+        if reconnected or time.monotonic() > deadline:
             break
         time.sleep(1)
-    reconnected = all('Reconnected to AMQP server' in m.text()
-                      for m in marks)
     try:
         wait_compute_up(conn, timeout=180)
         compute_up = True
