@@ -7,6 +7,7 @@ whitebox-tempest-plugin does) and the services' log files. They never
 import nova or nova_gpu_ext (those run in the cloud's own venv).
 """
 
+import datetime
 import json
 import os
 import re
@@ -195,7 +196,19 @@ def compute_stats():
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
-def wait_compute_up(conn, timeout=FAULT_TIMEOUT):
+def utcnow():
+    """Now, in UTC without a zone, as Nova's API writes its times."""
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def _heartbeat(service):
+    stamp = service.updated_at
+    if not stamp:
+        return None
+    return datetime.datetime.fromisoformat(stamp.rstrip('Z')[:26])
+
+
+def wait_compute_up(conn, timeout=FAULT_TIMEOUT, since=None):
     """Until nova-compute's service is up and enabled again.
 
     After a fault Nova may see the compute as down (its heartbeat lapsed
@@ -203,17 +216,29 @@ def wait_compute_up(conn, timeout=FAULT_TIMEOUT):
     until its next call reconnects). A delete made meanwhile is a "local
     delete" in the API that leaves the domain to the compute's periodic
     reaping, and a build is refused: an operator waits, so do the tests.
+
+    ``since`` (a UTC time, see ``utcnow``): also wait for a heartbeat
+    written after it. "up" alone only says the last heartbeat is younger
+    than ``service_down_time`` (60 s): right after a fault that stopped the
+    heartbeats it can still be the one from before the fault, and a few
+    seconds later the scheduler's ComputeFilter finds the host "not heard
+    from in a while" (seen in CI after the RabbitMQ outage).
     """
     deadline = time.monotonic() + timeout
+    # The database keeps whole seconds.
+    since = since and since.replace(microsecond=0)
     while True:
         services = list(conn.compute.services(binary='nova-compute'))
-        if services and all(s.state == 'up' and s.status == 'enabled'
-                            for s in services):
+        if services and all(
+                s.state == 'up' and s.status == 'enabled' and (
+                    since is None or (_heartbeat(s) or since) > since)
+                for s in services):
             return
         if time.monotonic() > deadline:
-            raise AssertionError('nova-compute not up/enabled after %ss: '
-                                 '%s' % (timeout, [(s.state, s.status)
-                                                   for s in services]))
+            raise AssertionError(
+                'nova-compute not up/enabled (with a heartbeat after %s) '
+                'after %ss: %s' % (since, timeout, [
+                    (s.state, s.status, s.updated_at) for s in services]))
         time.sleep(1)
 
 
@@ -305,8 +330,9 @@ def rabbitmq_outage_under_a_lifecycle_event(conn, prefix,
     a lifecycle event nova-compute handles with RPC calls) while RabbitMQ is
     stopped for ``outage`` seconds; then waits, as an operator would, for
     the services to say "Reconnected to AMQP server" and for the compute
-    service to be up (its heartbeat lapsed). Returns (the suspended guest,
-    whether all reconnected, whether the compute came back up)."""
+    service to be up with a heartbeat written after RabbitMQ came back.
+    Returns (the suspended guest, whether all reconnected, whether the
+    compute came back up)."""
     guest = boot(conn, prefix + '-guest')
     name = instance_name(conn, guest)
     marks = [LogMark(s) for s in (
@@ -318,6 +344,7 @@ def rabbitmq_outage_under_a_lifecycle_event(conn, prefix,
         time.sleep(outage)
     finally:
         tool('start', 'rabbitmq')
+    back = utcnow()
     deadline = time.monotonic() + 180
     while True:
         reconnected = all('Reconnected to AMQP server' in m.text()
@@ -326,7 +353,7 @@ def rabbitmq_outage_under_a_lifecycle_event(conn, prefix,
             break
         time.sleep(1)
     try:
-        wait_compute_up(conn, timeout=180)
+        wait_compute_up(conn, timeout=180, since=back)
         compute_up = True
     except AssertionError:
         compute_up = False

@@ -49,10 +49,11 @@ def test_compute_sigkill_with_builds_in_flight(clean):
     servers = _builds(conn, 'ct-kill', 4)
     _spawning(conn, servers)
     cloudlib.tool('kill', 'nova-compute')
+    killed_at = cloudlib.utcnow()
     cloudlib.tool('start', 'nova-compute')
     states = _settle(conn, servers)
     print('after SIGKILL of nova-compute: %s' % states)
-    cloudlib.wait_compute_up(conn)
+    cloudlib.wait_compute_up(conn, since=killed_at)
     # Builds the killed compute had started are ERROR without a fault
     # message: upstream Nova's init_host does that (seen on upstream's
     # driver too, issue 21); the others build.
@@ -114,7 +115,8 @@ def test_rabbitmq_down_under_a_lifecycle_event(clean):
     # durable: a request cast before its consumer re-declared the queue is
     # dropped by RabbitMQ (the server would stay in BUILD; seen here), so
     # the helper waits for the reconnections, as an operator waits for
-    # "Reconnected", and for the compute service to be up.
+    # "Reconnected", and for the compute to report again (a heartbeat
+    # written after the outage; "up" alone can be the old one).
     server, reconnected, compute_up = \
         cloudlib.rabbitmq_outage_under_a_lifecycle_event(conn, 'ct-rmq')
     assert reconnected and compute_up, (reconnected, compute_up)

@@ -60,8 +60,9 @@ def _outcome(conn, driver, event_thread=True):
                    'seconds': round(time.monotonic() - t0, 1)}
         print('wedge %s: %s' % (label, outcome))
         # The documented recovery.
+        restarted_at = cloudlib.utcnow()
         cloudlib.tool('restart', 'nova-compute')
-        cloudlib.wait_compute_up(conn)
+        cloudlib.wait_compute_up(conn, since=restarted_at)
         cloudlib.delete_all(conn, 'ct-wedge-', cloudlib.FAULT_TIMEOUT)
         cloudlib.boot(conn, 'ct-wedge-%s-recovered' % label,
                       timeout=cloudlib.FAULT_TIMEOUT)
