@@ -202,9 +202,10 @@ def utcnow():
 
 
 def _heartbeat(service):
+    """The service's last report (``datetime.min`` before its first)."""
     stamp = service.updated_at
     if not stamp:
-        return None
+        return datetime.datetime.min
     return datetime.datetime.fromisoformat(stamp.rstrip('Z')[:26])
 
 
@@ -231,7 +232,7 @@ def wait_compute_up(conn, timeout=FAULT_TIMEOUT, since=None):
         services = list(conn.compute.services(binary='nova-compute'))
         if services and all(
                 s.state == 'up' and s.status == 'enabled' and (
-                    since is None or (_heartbeat(s) or since) > since)
+                    since is None or _heartbeat(s) > since)
                 for s in services):
             return
         if time.monotonic() > deadline:
